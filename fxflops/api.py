@@ -1,0 +1,99 @@
+"""``fxflops.count``: trace, propagate shapes on meta tensors, apply rules, build a FlopReport."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from fxflops.convention import Convention, resolve_convention
+from fxflops.counter import FlopCounter
+from fxflops.errors import UncountedOpError
+from fxflops.registry import DEFAULT_REGISTRY, Rule, Target
+from fxflops.report import FlopReport, NodeRecord
+from fxflops.tracing import trace
+
+
+def count(
+    model: nn.Module,
+    inputs: torch.Tensor | Sequence[Any] = (),
+    *,
+    kwargs: Mapping[str, Any] | None = None,
+    method: str = "forward",
+    rules: Mapping[Target, Rule] | None = None,
+    leaf_modules: Sequence[type | str] = (),
+    strict: bool = False,
+    convention: str | Convention = "default",
+) -> FlopReport:
+    """Count the FLOPs of ``model.<method>(*inputs, **kwargs)`` without running it.
+
+    Only the shapes and dtypes of ``inputs`` are used (any device, ``meta`` included); the model's
+    math is never executed and its weights are never read or copied. The model is left exactly as
+    it was: training flag, parameters, buffers, device and hooks.
+
+    Args:
+        model: the module to count; built on any device, ``torch.device("meta")`` included.
+        inputs: a tensor or a tuple of positional inputs.
+        kwargs: keyword inputs of the method (tensors are traced, other values are baked in).
+        method: the method to count, e.g. ``"encode_text"`` of an OpenCLIP model.
+        rules: ``{target: rule}`` for this call only, layered over the registered rules.
+        leaf_modules: module classes or qualified names not to trace into.
+        strict: raise :class:`~fxflops.UncountedOpError` when a node has no rule.
+        convention: which op categories count; ``"default"`` is matmul-class work at 2 FLOPs/MAC.
+
+    Returns:
+        A :class:`~fxflops.FlopReport`.
+
+    >>> import torch, fxflops
+    >>> report = fxflops.count(torch.nn.Linear(8, 4), torch.empty(1, 8, device="meta"))
+    >>> report.total  # 2 * 1 * 8 * 4
+    64
+    """
+    import fxflops.rules  # noqa: F401  (built-in rules register on import)
+    from fxflops.plugins import load_rule_packs
+
+    load_rule_packs()
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    elif isinstance(inputs, list):
+        inputs = tuple(inputs)
+    elif not isinstance(inputs, tuple):
+        raise TypeError(f"inputs must be a tensor or a tuple of inputs, got {type(inputs).__name__}")
+    registry = DEFAULT_REGISTRY.updated(rules)
+    resolved = resolve_convention(convention)
+    traced = trace(model, inputs, kwargs or {}, registry=registry, method=method, leaf_modules=leaf_modules)
+    counter = FlopCounter(traced, registry, resolved)
+    records = counter.count()
+    report = FlopReport(
+        model=type(model).__name__ + ("" if method == "forward" else f".{method}"),
+        nodes=records,
+        params=sum(p.numel() for p in counter.used_parameters.values()),
+        convention=resolved.name,
+        convention_description=resolved.describe(),
+        versions=_versions(),
+    )
+    if strict and report.uncounted:
+        raise UncountedOpError(uncounted_message(report.uncounted))
+    return report
+
+
+def uncounted_message(records: Sequence[NodeRecord]) -> str:
+    """The ``strict=True`` error: each node without a rule, its op, module and source line."""
+    lines = [f"{len(records)} node{'s' if len(records) != 1 else ''} had no FLOP rule:"]
+    for record in records:
+        where = record.source or "unknown source line"
+        module = record.module or "<root>"
+        lines.append(f"  {record.name}: {record.op} {record.target} in module '{module}' at {where}")
+    lines.append(
+        "hint: register a rule with @fxflops.rule(target, category=...), pass rules={target: fn} "
+        "for this call, or declare free ops with fxflops.zero(target)"
+    )
+    return "\n".join(lines)
+
+
+def _versions() -> dict[str, str]:
+    from fxflops import __version__
+
+    return {"fxflops": __version__, "torch": torch.__version__.split("+")[0]}

@@ -1,0 +1,206 @@
+"""The counting interpreter: runs a traced graph on meta tensors and counts every node with its rule.
+
+:class:`FlopCounter` is a ``torch.fx.Interpreter`` that overrides only ``run_node`` (as
+``torch.fx.passes.shape_prop.ShapeProp`` does): it computes the node's meta output, builds a
+:class:`~fxflops.context.NodeContext`, asks the registry for the node's rule and records a
+:class:`~fxflops.report.NodeRecord`. Follow a count from ``fxflops.count`` -> ``FlopCounter.run_node``
+-> ``RuleRegistry.lookup_*`` -> the rule in ``fxflops.rules.<family>``.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.utils._pytree import tree_leaves
+
+from fxflops.context import NodeContext, _shapes
+from fxflops.convention import MATMUL_CLASS, Convention
+from fxflops.errors import RuleError, TraceError
+from fxflops.registry import RuleEntry, RuleRegistry, describe_target
+from fxflops.report import NodeRecord
+from fxflops.shapes import meta_clone, to_meta
+from fxflops.tracing import TracedModel
+
+# Nodes that only move Python values around: never "uncounted", never shown in tables.
+_STRUCTURAL_OPS = frozenset({"placeholder", "output", "get_attr"})
+
+
+class FlopCounter(fx.Interpreter):
+    """Run ``traced.graph`` on meta tensors, recording one :class:`NodeRecord` per node."""
+
+    def __init__(self, traced: TracedModel, registry: RuleRegistry, convention: Convention) -> None:
+        super().__init__(traced.root, garbage_collect_values=True, graph=traced.graph)
+        self.extra_traceback = False  # our own message names the node and the source line
+        self.traced = traced
+        self.registry = registry
+        self.convention = convention
+        self.records: list[NodeRecord] = []
+        self.used_parameters: dict[int, torch.nn.Parameter] = {}
+        self._meta_cache: dict[int, torch.Tensor] = {}
+        self._meta_modules: dict[int, nn.Module] = {}
+
+    def count(self) -> list[NodeRecord]:
+        """Run the graph; return the node records."""
+        # Factory calls inside the graph (torch.arange, torch.zeros) land on the meta device too.
+        with torch.device("meta"):
+            self.run(*[None for n in self.graph.nodes if n.op == "placeholder"], enable_io_processing=False)
+        return self.records
+
+    # -- node handlers ------------------------------------------------------------------------
+
+    def run_node(self, n: fx.Node) -> Any:
+        with self._set_current_node(n):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            try:
+                output = getattr(self, n.op)(n.target, args, kwargs)
+            except Exception as e:
+                raise TraceError(_node_error(n, f"shape propagation on meta tensors failed: {type(e).__name__}: {e}",
+                                             "check that the inputs have the shapes and dtypes the model expects; "
+                                             "if the op needs real data (.item(), data-dependent shapes), make its "
+                                             "module a leaf with leaf_modules=[...] and give it a rule")) from e
+            if n.op not in ("placeholder", "output"):
+                self.records.append(self._record(n, args, kwargs, output))
+            return output
+
+    def placeholder(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        name = str(target).lstrip("*")
+        if name in self.traced.placeholder_values:
+            return to_meta(self.traced.placeholder_values[name], self._meta_cache)
+        # A concrete argument that torch.fx kept as a placeholder: its default is its value.
+        return args[0] if args else None
+
+    def get_attr(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if target in self.traced.constants:
+            value = self.traced.constants[target]
+        else:
+            value = self.fetch_attr(target)
+        if isinstance(value, nn.Parameter):
+            self.used_parameters[id(value)] = value
+        return to_meta(value, self._meta_cache)
+
+    def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        module = self.fetch_attr(target)
+        for param in module.parameters():
+            self.used_parameters[id(param)] = param
+        clone = self._meta_modules.get(id(module))
+        if clone is None:
+            clone = self._meta_modules[id(module)] = meta_clone(module, self._meta_cache)
+        # forward(), not __call__: the clone has no hooks, and global hooks must not fire either.
+        return clone.forward(*args, **kwargs)
+
+    # -- counting -----------------------------------------------------------------------------
+
+    def _lookup(self, n: fx.Node) -> tuple[RuleEntry | None, nn.Module | None]:
+        if n.op == "call_module":
+            module = self.fetch_attr(n.target)
+            return self.registry.lookup_module(type(module)), module
+        if n.op == "call_function":
+            return self.registry.lookup_function(n.target), None
+        if n.op == "call_method":
+            return self.registry.lookup_method(str(n.target)), None
+        return None, None
+
+    def _record(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> NodeRecord:
+        module_path, module_type = _module_of(n)
+        entry: RuleEntry | None = None
+        module: nn.Module | None = None
+        flops = 0
+        if n.op == "get_attr":
+            entry = None
+        elif n.op == "call_function" and not _has_tensor(args, kwargs, output):
+            entry = _PYTHON_VALUE_RULE  # shape arithmetic on ints, getattr on sizes, ...
+        else:
+            entry, module = self._lookup(n)
+            if entry is not None and self.convention.counts(entry.category):
+                ctx = NodeContext(node=n, module=module, args=args, kwargs=kwargs, output=output,
+                                  convention=self.convention)
+                flops = self._apply(entry, ctx, module_path)
+        category = entry.category if entry is not None else None
+        macs = flops // 2 if category in MATMUL_CLASS else 0
+        return NodeRecord(
+            name=n.name,
+            op=n.op,
+            target=_describe_node_target(n, module),
+            module=module_path,
+            module_type=module_type,
+            input_shapes=tuple(_shapes((args, kwargs))),
+            output_shapes=tuple(_shapes(output)),
+            flops=flops,
+            macs=macs,
+            rule=entry.name if entry is not None else ("structural" if n.op in _STRUCTURAL_OPS else None),
+            category=category if n.op not in _STRUCTURAL_OPS else "zero",
+            source=source_line(n),
+        )
+
+    def _apply(self, entry: RuleEntry, ctx: NodeContext, module_path: str) -> int:
+        try:
+            flops = entry.rule(ctx)
+        except Exception as e:
+            raise RuleError(
+                _node_error(ctx.node, f"the rule {entry.name} raised {type(e).__name__}: {e}",
+                            f"input shapes {ctx.input_shapes}; fix the rule or override it with rules={{...}}")
+            ) from e
+        if isinstance(flops, bool) or not isinstance(flops, int):
+            try:
+                as_int = operator.index(flops)
+            except TypeError:
+                raise RuleError(_node_error(ctx.node, f"the rule {entry.name} returned {flops!r}, not an int",
+                                            "return FLOPs as a Python int")) from None
+            flops = as_int
+        if flops < 0:
+            raise RuleError(_node_error(ctx.node, f"the rule {entry.name} returned {flops} FLOPs",
+                                        "FLOPs cannot be negative"))
+        return int(flops)
+
+
+def _zero_python_values(ctx: NodeContext) -> int:
+    """0 FLOPs: Python-level arithmetic on sizes, not tensor work."""
+    return 0
+
+
+_PYTHON_VALUE_RULE = RuleEntry(rule=_zero_python_values, category="zero", target=None)
+
+
+def _has_tensor(*values: Any) -> bool:
+    return any(isinstance(leaf, torch.Tensor) for leaf in tree_leaves(values))
+
+
+def _module_of(n: fx.Node) -> tuple[str, str]:
+    """Qualified name and class name of the module a node belongs to (innermost)."""
+    if n.op == "call_module":
+        stack = n.meta.get("nn_module_stack") or {}
+        module_type = ""
+        for path, kind in stack.values():
+            if path == n.target:
+                module_type = getattr(kind, "__name__", str(kind))
+        return str(n.target), module_type
+    stack = n.meta.get("nn_module_stack")
+    if not stack:
+        return "", ""
+    path, kind = list(stack.values())[-1]
+    return path, getattr(kind, "__name__", str(kind))
+
+
+def _describe_node_target(n: fx.Node, module: nn.Module | None) -> str:
+    if n.op == "call_module":
+        return describe_target(type(module)) if module is not None else str(n.target)
+    if n.op == "call_method":
+        return f"Tensor.{n.target}"
+    if n.op == "get_attr":
+        return str(n.target)
+    return describe_target(n.target)
+
+
+def source_line(n: fx.Node) -> str | None:
+    """``file:line`` of the innermost user frame that created ``n`` (recorded by the tracer)."""
+    return n.meta.get("source")
+
+
+def _node_error(n: fx.Node, problem: str, hint: str) -> str:
+    module_path, module_type = _module_of(n)
+    where = source_line(n) or "unknown source line"
+    module_text = f"module '{module_path}' ({module_type})" if module_path else "the root module"
+    return f"{problem}\n  node: {n.format_node()}\n  in {module_text}, at {where}\n  hint: {hint}"

@@ -1,0 +1,27 @@
+"""The exceptions fxflops raises. All derive from :class:`FxFlopsError`."""
+
+from __future__ import annotations
+
+
+class FxFlopsError(RuntimeError):
+    """Base class of every error fxflops raises on purpose."""
+
+
+class RuleConflictError(FxFlopsError):
+    """A target was registered twice without ``override=True``."""
+
+
+class RuleError(FxFlopsError):
+    """A FLOP rule raised while counting a node; the original exception is chained."""
+
+
+class TraceError(FxFlopsError):
+    """The model could not be traced symbolically or its shapes could not be propagated."""
+
+
+class UncountedOpError(FxFlopsError):
+    """``strict=True`` and at least one graph node had no FLOP rule."""
+
+
+class FlopBudgetError(FxFlopsError, AssertionError):
+    """A FLOP count exceeded its budget (``fxflops.assert_flops`` or the pytest plugin)."""

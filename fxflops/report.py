@@ -1,0 +1,211 @@
+"""The result of a count: one record per graph node, and roll-ups that always sum to the total.
+
+Per-module totals are *inclusive*: a module's figure includes every descendant's, the root is
+``""``, and the children of any module never sum to more than their parent. FLOPs of nodes that
+run directly in a module's own ``forward`` (not in a child) stay with that module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """How one graph node was counted.
+
+    Attributes:
+        name: the node's name in the graph (``visual_conv1``).
+        op: ``call_module``, ``call_function``, ``call_method``, ``get_attr``, ...
+        target: what the node calls, readable (``torch.nn.Conv2d``, ``torch.matmul``, ``Tensor.view``).
+        module: qualified name of the module the node belongs to (``""`` for the root).
+        module_type: class name of that module.
+        input_shapes: shapes of the node's tensor inputs.
+        output_shapes: shapes of the node's tensor outputs.
+        flops: FLOPs counted under the report's convention.
+        macs: multiply-accumulates of matmul-class work (``flops // 2``), else 0.
+        rule: importable name of the rule that counted it, ``None`` when no rule matched.
+        category: the rule's category (``matmul``, ``norm``, ``zero``, ...), ``None`` without rule.
+        source: ``file:line`` of the user code that created the node, when known.
+    """
+
+    name: str
+    op: str
+    target: str
+    module: str
+    module_type: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+    flops: int
+    macs: int
+    rule: str | None
+    category: str | None
+    source: str | None = None
+
+    @property
+    def counted(self) -> bool:
+        """True when a rule matched this node (even if it costs 0)."""
+        return self.rule is not None
+
+
+@dataclass
+class FlopReport:
+    """FLOPs of one model call, per node, per module and per op.
+
+    >>> report = fxflops.count(model, torch.empty(1, 3, 224, 224, device="meta"))  # doctest: +SKIP
+    >>> report.total, report.by_module(depth=1), report.by_op()  # doctest: +SKIP
+    """
+
+    model: str
+    nodes: list[NodeRecord]
+    params: int
+    convention: str = "default"
+    convention_description: str = ""
+    unit: str = "FLOPs"
+    trace: str = "symbolic"
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Total FLOPs (1 multiply-accumulate = 2 FLOPs)."""
+        return sum(record.flops for record in self.nodes)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of matmul-class work (half its FLOPs)."""
+        return sum(record.macs for record in self.nodes)
+
+    @property
+    def uncounted(self) -> list[NodeRecord]:
+        """Records of the nodes that had no rule: their cost is unknown, not zero."""
+        return [record for record in self.nodes if not record.counted]
+
+    def by_module(self, depth: int | None = None) -> dict[str, int]:
+        """Qualified module name -> inclusive FLOPs; ``""`` is the root and equals :attr:`total`.
+
+        ``depth`` keeps modules at most that many levels below the root (``depth=1``: the root and
+        its children). Modules that took part but cost 0 are listed with 0.
+        """
+        totals: dict[str, int] = defaultdict(int)
+        totals[""] = 0
+        for record in self.nodes:
+            parts = record.module.split(".") if record.module else []
+            for level in range(len(parts) + 1):
+                if depth is not None and level > depth:
+                    break
+                totals[".".join(parts[:level])] += record.flops
+        return dict(sorted(totals.items(), key=lambda item: _module_sort_key(item[0])))
+
+    def by_op(self) -> dict[str, int]:
+        """Target (``torch.nn.Linear``, ``Tensor.matmul``, ...) -> FLOPs, largest first."""
+        totals: dict[str, int] = defaultdict(int)
+        for record in self.nodes:
+            if record.op in ("placeholder", "output", "get_attr"):
+                continue
+            totals[record.target] += record.flops
+        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+
+    def by_category(self) -> dict[str, int]:
+        """Rule category (``matmul``, ``conv``, ``attention``, ...) -> FLOPs; ``None`` = no rule."""
+        totals: dict[str, int] = defaultdict(int)
+        for record in self.nodes:
+            if record.op in ("placeholder", "output"):
+                continue
+            totals[record.category or "uncounted"] += record.flops
+        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+
+    def module(self, name: str) -> int:
+        """Inclusive FLOPs of the module called ``name`` (``""`` is the whole model)."""
+        prefix = name + "."
+        return sum(r.flops for r in self.nodes if not name or r.module == name or r.module.startswith(prefix))
+
+    def table(self, by: str = "module", depth: int | None = 2, fmt: str = "simple", top: int | None = None) -> str:
+        """The report as a text table (tabulate's ``fmt``: simple, github, plain, ...)."""
+        from fxflops.render import render_table
+
+        return render_table(self, by=by, depth=depth, fmt=fmt, top=top)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with a format version; ``FlopReport.from_dict`` reads it back."""
+        return {
+            "format": FORMAT_VERSION,
+            "model": self.model,
+            "total": self.total,
+            "macs": self.macs,
+            "params": self.params,
+            "unit": self.unit,
+            "convention": self.convention,
+            "convention_description": self.convention_description,
+            "trace": self.trace,
+            "versions": dict(self.versions),
+            "modules": self.by_module(),
+            "ops": self.by_op(),
+            "categories": self.by_category(),
+            "uncounted": [record.name for record in self.uncounted],
+            "nodes": [asdict(record) for record in self.nodes],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as a JSON string."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FlopReport:
+        """Rebuild a report written by :meth:`to_dict`."""
+        if data.get("format") != FORMAT_VERSION:
+            raise ValueError(f"unsupported FlopReport format {data.get('format')!r}; expected {FORMAT_VERSION}")
+        nodes = [
+            NodeRecord(
+                **{
+                    **record,
+                    "input_shapes": tuple(tuple(s) for s in record["input_shapes"]),
+                    "output_shapes": tuple(tuple(s) for s in record["output_shapes"]),
+                }
+            )
+            for record in data["nodes"]
+        ]
+        return cls(
+            model=data["model"],
+            nodes=nodes,
+            params=data["params"],
+            convention=data["convention"],
+            convention_description=data.get("convention_description", ""),
+            unit=data.get("unit", "FLOPs"),
+            trace=data.get("trace", "symbolic"),
+            versions=dict(data.get("versions", {})),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> FlopReport:
+        """Rebuild a report from :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+    def __str__(self) -> str:
+        from fxflops.units import format_flops
+
+        uncounted = len(self.uncounted)
+        tail = f", {uncounted} uncounted node{'s' if uncounted != 1 else ''}" if uncounted else ""
+        return (
+            f"{self.model}: {format_flops(self.total)} ({self.total:,} FLOPs, convention "
+            f"'{self.convention}'), {self.params:,} params{tail}"
+        )
+
+
+def _module_sort_key(name: str) -> tuple[Any, ...]:
+    # Natural order: resblocks.2 before resblocks.10.
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in name.split(".")) if name else ()
+
+
+def merge_counts(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Sum several name -> FLOPs mappings."""
+    totals: dict[str, int] = defaultdict(int)
+    for part in parts:
+        for key, value in part.items():
+            totals[key] += value
+    return dict(totals)

@@ -1,0 +1,100 @@
+"""Meta-device stand-ins: shapes and dtypes without data, and without touching the user's model.
+
+Counting runs every graph node on meta tensors. Inputs and parameters are replaced by meta tensors
+of the same shape, dtype and stride (no storage is allocated, nothing is copied), and leaf modules
+are run as *meta clones*: shallow copies whose parameters and buffers are meta tensors and whose
+hooks are empty. The original module object is never mutated.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_map
+
+_HOOK_ATTRIBUTES = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_state_dict_hooks",
+    "_state_dict_pre_hooks",
+    "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks",
+)
+
+
+def to_meta(value: Any, cache: dict[int, torch.Tensor] | None = None) -> Any:
+    """Replace every tensor in ``value`` (a pytree) by a meta tensor of the same shape and dtype.
+
+    ``cache`` maps ``id(tensor)`` to its stand-in, so a tensor met twice maps to one meta tensor.
+    """
+
+    def convert(leaf: Any) -> Any:
+        if not isinstance(leaf, torch.Tensor):
+            return leaf
+        if cache is not None and id(leaf) in cache:
+            return cache[id(leaf)]
+        meta = meta_like(leaf)
+        if cache is not None:
+            cache[id(leaf)] = meta
+        return meta
+
+    return tree_map(convert, value)
+
+
+def meta_like(tensor: torch.Tensor) -> torch.Tensor:
+    """A meta tensor with ``tensor``'s shape, stride, dtype and ``requires_grad``; no data."""
+    if tensor.is_nested or tensor.layout != torch.strided:
+        meta = torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
+    else:
+        meta = torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device="meta")
+    if isinstance(tensor, nn.Parameter):
+        return nn.Parameter(meta, requires_grad=tensor.requires_grad)
+    if tensor.requires_grad and meta.is_floating_point():
+        meta.requires_grad_(True)
+    return meta
+
+
+def meta_clone(module: nn.Module, cache: dict[int, torch.Tensor]) -> nn.Module:
+    """A shallow copy of ``module`` and its submodules with meta parameters and buffers, no hooks.
+
+    Containers in the instance dict (e.g. ``nn.RNNBase._flat_weights``) are copied too, so that
+    assigning meta tensors to the clone never reaches the original.
+    """
+    clone = copy.copy(module)
+    for key, value in list(vars(module).items()):
+        if isinstance(value, OrderedDict):
+            setattr_plain(clone, key, OrderedDict(value))
+        elif isinstance(value, dict):
+            setattr_plain(clone, key, dict(value))
+        elif isinstance(value, list):
+            setattr_plain(clone, key, list(value))
+    for key in _HOOK_ATTRIBUTES:
+        if key in vars(clone):
+            setattr_plain(clone, key, OrderedDict())
+    for name, child in module._modules.items():
+        clone._modules[name] = meta_clone(child, cache) if child is not None else None
+    for name, param in module._parameters.items():
+        if param is not None:
+            # setattr, not a dict write: nn.RNNBase.__setattr__ keeps _flat_weights in sync.
+            setattr(clone, name, to_meta(param, cache))
+    for name, buffer in module._buffers.items():
+        if buffer is not None:
+            clone._buffers[name] = to_meta(buffer, cache)
+    flat_names = getattr(module, "_flat_weights_names", None)
+    if flat_names is not None:
+        setattr_plain(clone, "_flat_weights", [getattr(clone, n, None) for n in flat_names])
+    return clone
+
+
+def setattr_plain(obj: object, name: str, value: Any) -> None:
+    """Set an instance attribute bypassing ``nn.Module.__setattr__``'s registration logic."""
+    object.__setattr__(obj, name, value)

@@ -1,0 +1,193 @@
+"""Symbolic tracing with ``torch.fx``, leaving alone every module that has a FLOP rule.
+
+The tracer stops at modules that have a rule (they become ``call_module`` leaves, counted by their
+rule), at modules the user listed in ``leaf_modules``, and at ``torch.nn`` modules as ``torch.fx``
+does by default. Everything else is traced through, so user code becomes ``call_function`` and
+``call_method`` nodes counted by the functional rules.
+
+Tracing never changes the model: hooks are set aside while tracing (they would see proxies) and
+put back, and the tensor constants ``torch.fx`` attaches to the root are moved into the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import sys
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.utils._pytree import tree_leaves
+
+from fxflops.errors import TraceError
+from fxflops.registry import RuleRegistry
+from fxflops.shapes import _HOOK_ATTRIBUTES, setattr_plain
+
+
+_INTERNAL_PATHS = (
+    os.path.join("torch", "fx", ""),
+    os.path.join("torch", "nn", "modules", "module.py"),
+    os.path.join("torch", "_jit_internal.py"),
+    os.path.join("torch", "overrides.py"),
+    os.path.join("torch", "utils", "_device.py"),
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    "contextlib.py",
+    "<",
+)
+
+
+def _user_frame() -> str | None:
+    """``file:line`` of the innermost frame outside torch.fx, nn.Module.__call__ and fxflops."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not any(part in filename for part in _INTERNAL_PATHS):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+class FlopTracer(fx.Tracer):
+    """A ``torch.fx.Tracer`` whose leaves are the modules that have rules or that the user named."""
+
+    def __init__(
+        self,
+        registry: RuleRegistry,
+        leaf_modules: Sequence[type | str] = (),
+        method: str = "forward",
+    ) -> None:
+        super().__init__()
+        self.registry = registry
+        self.leaf_types = tuple(m for m in leaf_modules if isinstance(m, type))
+        self.leaf_names = frozenset(m for m in leaf_modules if isinstance(m, str))
+        self.traced_func_name = method
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        # The user's source line, for records and error messages. torch.fx's own stack traces
+        # are costly and, here, stop inside torch.fx; walking frames is cheap.
+        node.meta["source"] = _user_frame()
+        return node
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if module_qualified_name in self.leaf_names or isinstance(m, self.leaf_types):
+            return True
+        if self.registry.lookup_module(type(m)) is not None:
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+@dataclass
+class TracedModel:
+    """The result of tracing: the graph, and the inputs each placeholder receives."""
+
+    root: nn.Module
+    graph: fx.Graph
+    placeholder_values: dict[str, Any]
+    constants: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_tensor_input(value: Any) -> bool:
+    return any(isinstance(leaf, torch.Tensor) for leaf in tree_leaves(value))
+
+
+def _bind_inputs(
+    model: nn.Module, method: str, inputs: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split the method's parameters into traced tensor inputs and concrete (baked-in) values."""
+    bound_method = getattr(model, method, None)
+    if bound_method is None or not callable(bound_method):
+        raise TraceError(f"{type(model).__name__} has no method {method!r} to count")
+    signature = inspect.signature(bound_method)
+    try:
+        bound = signature.bind(*inputs, **kwargs)
+    except TypeError as e:
+        raise TraceError(
+            f"the inputs do not match {type(model).__name__}.{method}{signature}: {e}; "
+            "pass positional inputs as a tuple and keyword inputs with kwargs={...}"
+        ) from None
+    bound.apply_defaults()
+    tensors: dict[str, Any] = {}
+    concrete: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        kind = signature.parameters[name].kind
+        if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            if value:
+                raise TraceError(
+                    f"{type(model).__name__}.{method} takes *args/**kwargs; fxflops traces named "
+                    "parameters only: wrap the model in a module with an explicit signature"
+                )
+            continue
+        (tensors if _is_tensor_input(value) else concrete)[name] = value
+    return tensors, concrete
+
+
+@contextlib.contextmanager
+def hooks_set_aside(model: nn.Module) -> Iterator[None]:
+    """Empty every module's hook dicts while tracing, then restore the very same dict objects.
+
+    Restoring the same objects keeps the users' ``RemovableHandle``s valid.
+    """
+    saved: list[tuple[nn.Module, str, Any]] = []
+    try:
+        for module in model.modules():
+            for key in _HOOK_ATTRIBUTES:
+                value = vars(module).get(key)
+                if value:
+                    saved.append((module, key, value))
+                    setattr_plain(module, key, OrderedDict())
+        yield
+    finally:
+        for module, key, value in saved:
+            setattr_plain(module, key, value)
+
+
+def _attribute_snapshot(model: nn.Module) -> tuple[set[str], set[str], set[str], set[str]]:
+    return (set(vars(model)), set(model._parameters), set(model._buffers), set(model._modules))
+
+
+def trace(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    *,
+    registry: RuleRegistry,
+    method: str = "forward",
+    leaf_modules: Sequence[type | str] = (),
+) -> TracedModel:
+    """Trace ``model.<method>`` symbolically; raise :class:`TraceError` with a hint on failure."""
+    tensors, concrete = _bind_inputs(model, method, inputs, kwargs)
+    tracer = FlopTracer(registry, leaf_modules, method)
+    before = _attribute_snapshot(model)
+    try:
+        with hooks_set_aside(model):
+            graph = tracer.trace(model, concrete_args=concrete or None)
+    except Exception as e:
+        raise TraceError(
+            f"torch.fx could not trace {type(model).__name__}.{method}: {type(e).__name__}: {e}\n"
+            "hint: list the module that fails in leaf_modules=[...] and register a rule for it, "
+            "or remove data-dependent control flow from it"
+        ) from e
+    finally:
+        constants = _remove_new_attributes(model, before)
+    return TracedModel(root=model, graph=graph, placeholder_values=tensors, constants=constants)
+
+
+def _remove_new_attributes(model: nn.Module, before: tuple[set[str], ...]) -> dict[str, Any]:
+    """Take back the attributes (``_tensor_constant0``, ...) that torch.fx set on the root."""
+    names, params, buffers, modules = before
+    constants: dict[str, Any] = {}
+    for key in set(model._parameters) - params:
+        constants[key] = model._parameters.pop(key)
+    for key in set(model._buffers) - buffers:
+        constants[key] = model._buffers.pop(key)
+    for key in set(model._modules) - modules:
+        constants[key] = model._modules.pop(key)
+    for key in set(vars(model)) - names:
+        constants[key] = vars(model).pop(key)
+    return constants

@@ -1,0 +1,21 @@
+"""Built-in FLOP rules, one module per op family; installed as ``fxflops.rules``.
+
+Importing this package registers every built-in rule in ``fxflops.registry.DEFAULT_REGISTRY``.
+Find a rule by its op's family:
+
+* ``linear``: ``nn.Linear``, ``F.linear``, ``matmul``/``@``, ``mm``, ``bmm``, ``baddbmm``,
+  ``addmm``, ``addbmm``, ``einsum``
+* ``conv``: ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d`` and their functional forms
+* ``attention``: ``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``,
+  ``F.multi_head_attention_forward``, the ``nn.Transformer*`` layers
+* ``recurrent``: ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` and their cells
+* ``by_convention``: norms, activations, softmax, elementwise arithmetic, reductions, pooling,
+  interpolation (0 FLOPs under the default convention)
+* ``zero``: views, reshapes, indexing, copies, casts, dropout, embedding lookups (0 by definition)
+"""
+
+from __future__ import annotations
+
+from . import attention, by_convention, conv, linear, recurrent, zero
+
+__all__ = ["attention", "by_convention", "conv", "linear", "recurrent", "zero"]
