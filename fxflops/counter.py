@@ -67,8 +67,13 @@ class FlopCounter(fx.Interpreter):
 
     def placeholder(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name = str(target).lstrip("*")
-        if name in self.traced.placeholder_values:
-            return to_meta(self.traced.placeholder_values[name], self._meta_cache)
+        values = self.traced.placeholder_values
+        if name not in values:
+            # torch.fx names a concrete argument's placeholder "<name>_1".
+            base, _, suffix = name.rpartition("_")
+            name = base if suffix.isdigit() and base in values else name
+        if name in values:
+            return to_meta(values[name], self._meta_cache)
         # A concrete argument that torch.fx kept as a placeholder: its default is its value.
         return args[0] if args else None
 
@@ -80,6 +85,10 @@ class FlopCounter(fx.Interpreter):
         if isinstance(value, nn.Parameter):
             self.used_parameters[id(value)] = value
         return to_meta(value, self._meta_cache)
+
+    def fetch_attr(self, target: str) -> Any:
+        # "" names the root itself: a model that is a leaf is a one-node graph (tracing.py).
+        return self.module if target == "" else super().fetch_attr(target)
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         module = self.fetch_attr(target)

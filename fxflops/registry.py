@@ -114,11 +114,21 @@ def describe_target(key: Any) -> str:
         return _OPERATOR_NAMES[key]
     if name.startswith("_VariableFunctionsClass."):
         return "torch." + name.split(".", 1)[1]
-    if module in ("torch._C._nn", "torch._C._VariableFunctions", "torch._C._fft", "torch._C._linalg"):
-        module = {"torch._C._nn": "torch.nn.functional", "torch._C._fft": "torch.fft",
-                  "torch._C._linalg": "torch.linalg"}.get(module, "torch")
+    for private, public in _PRIVATE_NAMESPACES.items():
+        if module == private:
+            prefix = public.rsplit(".", 1)[-1] + "_"
+            return f"{public}.{name[len(prefix):] if name.startswith(prefix) else name}"
     return f"{module}.{name}" if module else name
 
+
+# C namespaces whose functions are public elsewhere: torch._C._fft.fft_fft is torch.fft.fft.
+_PRIVATE_NAMESPACES = {
+    "torch._C._nn": "torch.nn.functional",
+    "torch._C._fft": "torch.fft",
+    "torch._C._linalg": "torch.linalg",
+    "torch._C._special": "torch.special",
+    "torch._C._VariableFunctions": "torch",
+}
 
 _OPERATOR_NAMES = {
     getattr(operator, name): f"operator.{name}"

@@ -163,6 +163,8 @@ def trace(
     """Trace ``model.<method>`` symbolically; raise :class:`TraceError` with a hint on failure."""
     tensors, concrete = _bind_inputs(model, method, inputs, kwargs)
     tracer = FlopTracer(registry, leaf_modules, method)
+    if method == "forward" and tracer.is_leaf_module(model, ""):
+        return _root_as_leaf(model, inputs, kwargs)
     before = _attribute_snapshot(model)
     try:
         with hooks_set_aside(model):
@@ -175,7 +177,28 @@ def trace(
         ) from e
     finally:
         constants = _remove_new_attributes(model, before)
-    return TracedModel(root=model, graph=graph, placeholder_values=tensors, constants=constants)
+    # torch.fx keeps a placeholder for each concrete argument and asserts its value: feed it back.
+    return TracedModel(root=model, graph=graph, placeholder_values={**concrete, **tensors}, constants=constants)
+
+
+def _root_as_leaf(model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str, Any]) -> TracedModel:
+    """A one-node graph calling the root: the model itself is a leaf (it has a rule, or the user
+    listed it, or it is a ``torch.nn`` module). The node's target ``""`` names the root."""
+    graph = fx.Graph()
+    values: dict[str, Any] = {}
+
+    def as_arg(name: str, value: Any) -> Any:
+        if not _is_tensor_input(value):
+            return value
+        values[name] = value
+        return graph.placeholder(name)
+
+    args = tuple(as_arg(f"input_{i}", value) for i, value in enumerate(inputs))
+    kw = {key: as_arg(key, value) for key, value in kwargs.items()}
+    node = graph.create_node("call_module", "", args, kw, name=type(model).__name__.lower())
+    node.meta["nn_module_stack"] = {"": ("", type(model))}
+    graph.output(node)
+    return TracedModel(root=model, graph=graph, placeholder_values=values)
 
 
 def _remove_new_attributes(model: nn.Module, before: tuple[set[str], ...]) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 Scaled dot-product attention with queries (..., L, E), keys (..., S, E) and values (..., S, Ev)
 computes scores = Q K^T, (..., L, S), and out = softmax(scores) V, (..., L, Ev):
-``2 * B * L * S * E + 2 * B * L * S * Ev`` with ``B`` the product of the query's batch and head
-dimensions (grouped-query attention shares keys but still computes every query head). Softmax,
+``2 * B * L * S * E + 2 * B * L * S * Ev`` with ``B`` the product of the output's batch and head
+dimensions: the query's, broadcast against the keys' and values' (grouped-query attention shares
+keys but still computes every query head). Softmax,
 scaling, masking and dropout are not counted (default convention). ``is_causal=True`` is counted
 dense, as FlopCounterMode and OpenCLIP's table do.
 """
@@ -19,12 +20,16 @@ from fxflops.context import NodeContext
 from fxflops.registry import rule
 
 
-def sdpa_cost(q_shape: tuple[int, ...], k_shape: tuple[int, ...], v_shape: tuple[int, ...]) -> int:
-    """FLOPs of softmax(Q K^T) V for query, key and value shapes (..., L, E), (..., S, E), (..., S, Ev)."""
-    *batch, length, dim = q_shape
+def sdpa_cost(
+    q_shape: tuple[int, ...], k_shape: tuple[int, ...], v_shape: tuple[int, ...], out_shape: tuple[int, ...]
+) -> int:
+    """FLOPs of softmax(Q K^T) V for query, key, value and output shapes (..., L, E), (..., S, E),
+    (..., S, Ev), (B..., L, Ev): ``2 * prod(B...) * L * S * (E + Ev)``."""
+    length, dim = q_shape[-2], q_shape[-1]
     source = k_shape[-2]
     value_dim = v_shape[-1]
-    return 2 * math.prod(batch) * length * source * (dim + value_dim)
+    batch = math.prod(out_shape[:-2])  # broadcast batch and heads: queries may broadcast too
+    return 2 * batch * length * source * (dim + value_dim)
 
 
 @rule(F.scaled_dot_product_attention, category="attention")
@@ -33,7 +38,7 @@ def scaled_dot_product_attention_flops(ctx: NodeContext) -> int:
     q, k, v = ctx.tensor("query", 0), ctx.tensor("key", 1), ctx.tensor("value", 2)
     if q is None or k is None or v is None:
         raise ValueError("scaled_dot_product_attention needs query, key and value tensors")
-    return sdpa_cost(tuple(q.shape), tuple(k.shape), tuple(v.shape))
+    return sdpa_cost(tuple(q.shape), tuple(k.shape), tuple(v.shape), ctx.output_shape)
 
 
 def mha_cost(
@@ -45,19 +50,22 @@ def mha_cost(
     kdim: int,
     vdim: int,
     extra_keys: int = 0,
-    project_kv: bool = True,
+    attended_len: int | None = None,
+    out_dim: int | None = None,
 ) -> int:
     """FLOPs of multi-head attention with ``embed_dim`` split over the heads.
 
-    Projections: q ``2*N*L*E*E``, k ``2*N*S*kdim*E``, v ``2*N*S*vdim*E``, out ``2*N*L*E*E``.
+    Projections: q ``2*N*L*E*E``, k ``2*N*S*kdim*E``, v ``2*N*S*vdim*E``, out ``2*N*L*E*out_dim``
+    (``out_dim`` is ``E`` except in functional calls whose output projection changes the width).
     Core: scores and values ``2 * 2*N*L*S'*E`` where ``S' = S + extra_keys`` (``add_bias_kv`` and
-    ``add_zero_attn`` each append one key after projection). The number of heads cancels out.
+    ``add_zero_attn`` each append one key after projection); ``S`` is ``attended_len`` when the
+    attended keys are not the projected ones (``static_k``). The number of heads cancels out.
     """
     n, length, source, e = batch, target_len, source_len, embed_dim
-    projections = 2 * n * length * e * e + 2 * n * length * e * e
-    if project_kv:
-        projections += 2 * n * source * kdim * e + 2 * n * source * vdim * e
-    core = 2 * 2 * n * length * (source + extra_keys) * e
+    projections = 2 * n * length * e * e + 2 * n * length * e * (e if out_dim is None else out_dim)
+    projections += 2 * n * source * kdim * e + 2 * n * source * vdim * e
+    attended = source if attended_len is None else attended_len
+    core = 2 * 2 * n * length * (attended + extra_keys) * e
     return projections + core
 
 
@@ -90,8 +98,9 @@ def multihead_attention_flops(ctx: NodeContext) -> int:
 def multi_head_attention_forward_flops(ctx: NodeContext) -> int:
     """``F.multi_head_attention_forward``: as ``nn.MultiheadAttention`` (inputs are (L, N, E)).
 
-    With ``static_k``/``static_v`` the keys and values are given already projected: their
-    projections are not counted and ``S`` is the static keys' length.
+    With ``static_k`` the attention core runs over the static keys' length, but ``key`` and
+    ``value`` are still projected (torch computes the in-projection before it looks at
+    ``static_k``), so their projections are counted over ``key``'s length.
     """
     q, k, v = ctx.tensor("query", 0), ctx.tensor("key", 1), ctx.tensor("value", 2)
     if q is None or k is None or v is None:
@@ -101,10 +110,12 @@ def multi_head_attention_forward_flops(ctx: NodeContext) -> int:
     embed_dim = q.shape[-1]
     static_k = ctx.tensor("static_k", 21)
     extra = (1 if ctx.tensor("bias_k", 7) is not None else 0) + (1 if ctx.arg("add_zero_attn", 9) else 0)
-    if static_k is not None:
-        source_len = static_k.shape[1]
+    attended_len = static_k.shape[1] if static_k is not None else None
+    out_weight = ctx.tensor("out_proj_weight", 11)
+    out_dim = out_weight.shape[0] if out_weight is not None else embed_dim
     return mha_cost(batch=batch, target_len=target_len, source_len=source_len, embed_dim=embed_dim,
-                    kdim=k.shape[-1], vdim=v.shape[-1], extra_keys=extra, project_kv=static_k is None)
+                    kdim=k.shape[-1], vdim=v.shape[-1], extra_keys=extra,
+                    attended_len=attended_len, out_dim=out_dim)
 
 
 def _feedforward_cost(tokens: int, layer: nn.Module) -> int:

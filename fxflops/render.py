@@ -1,0 +1,77 @@
+"""Text tables of a FlopReport (tabulate), by module, op, node or category.
+
+tabulate's module-level ``PRESERVE_WHITESPACE`` is saved and restored around every call, never
+left changed (torch's ``FlopCounterMode.get_table`` sets it for good).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import tabulate as _tabulate
+
+from fxflops.units import format_flops
+
+if TYPE_CHECKING:
+    from fxflops.report import FlopReport
+
+BY_CHOICES = ("module", "op", "node", "category")
+
+
+@contextlib.contextmanager
+def _preserve_whitespace() -> Iterator[None]:
+    saved = _tabulate.PRESERVE_WHITESPACE
+    _tabulate.PRESERVE_WHITESPACE = True
+    try:
+        yield
+    finally:
+        _tabulate.PRESERVE_WHITESPACE = saved
+
+
+def _share(flops: int, total: int) -> str:
+    return f"{100.0 * flops / total:.1f}%" if total else "-"
+
+
+def module_rows(report: FlopReport, depth: int | None) -> list[list[str]]:
+    """Module tree rows (indented names), in graph order of first appearance."""
+    totals = report.by_module(depth)
+    types = {record.module: record.module_type for record in report.nodes if record.module}
+    rows = []
+    for name, flops in totals.items():
+        level = name.count(".") + 1 if name else 0
+        label = ("  " * level + name.rsplit(".", 1)[-1]) if name else f"{report.model} (total)"
+        kind = types.get(name, "")
+        rows.append([label, kind, format_flops(flops), f"{flops:,}", _share(flops, report.total)])
+    return rows
+
+
+def render_table(report: FlopReport, by: str = "module", depth: int | None = 2, fmt: str = "simple",
+                 top: int | None = None) -> str:
+    """The rows of ``report`` grouped ``by`` module, op, node or category, as a tabulate table."""
+    total = report.total
+    if by == "module":
+        headers = ["module", "type", "FLOPs", "exact", "share"]
+        rows = module_rows(report, depth)
+    elif by == "op":
+        headers = ["op", "FLOPs", "exact", "share"]
+        rows = [[op, format_flops(f), f"{f:,}", _share(f, total)] for op, f in report.by_op().items()]
+    elif by == "category":
+        headers = ["category", "FLOPs", "exact", "share"]
+        rows = [[c, format_flops(f), f"{f:,}", _share(f, total)] for c, f in report.by_category().items()]
+    elif by == "node":
+        headers = ["node", "op", "target", "module", "output shape", "FLOPs", "rule"]
+        rows = [
+            [r.name, r.op, r.target, r.module, "x".join(map(str, r.output_shapes[0])) if r.output_shapes else "",
+             f"{r.flops:,}", (r.rule or "NO RULE").rsplit(".", 1)[-1]]
+            for r in report.nodes
+            if r.op not in ("placeholder", "output", "get_attr")
+        ]
+    else:
+        raise ValueError(f"cannot group a report by {by!r}; expected one of {', '.join(BY_CHOICES)}")
+    if top is not None:
+        rows = rows[:top]
+    with _preserve_whitespace():
+        return _tabulate.tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True,
+                                  colalign=None)
