@@ -13,7 +13,10 @@ from fxflops.counter import FlopCounter
 from fxflops.errors import UncountedOpError
 from fxflops.registry import DEFAULT_REGISTRY, Rule, Target
 from fxflops.report import FlopReport, NodeRecord
-from fxflops.tracing import trace
+from fxflops.export import count_exported, export_module
+from fxflops.tracing import trace as trace_model
+
+TRACE_MODES = ("auto", "symbolic", "export")
 
 
 def count(
@@ -26,6 +29,7 @@ def count(
     leaf_modules: Sequence[type | str] = (),
     strict: bool = False,
     convention: str | Convention = "default",
+    trace: str = "auto",
 ) -> FlopReport:
     """Count the FLOPs of ``model.<method>(*inputs, **kwargs)`` without running it.
 
@@ -42,6 +46,11 @@ def count(
         leaf_modules: module classes or qualified names not to trace into.
         strict: raise :class:`~fxflops.UncountedOpError` when a node has no rule.
         convention: which op categories count; ``"default"`` is matmul-class work at 2 FLOPs/MAC.
+        trace: ``"symbolic"`` (torch.fx; readable torch-level nodes), ``"export"`` (torch.export;
+            aten-level nodes, works wherever the forward runs on fake tensors) or ``"auto"``:
+            symbolic, with each submodule torch.fx cannot follow counted through torch.export,
+            and the whole model exported if its top level cannot be traced. The report's
+            ``fallbacks`` says which modules went which way and why.
 
     Returns:
         A :class:`~fxflops.FlopReport`.
@@ -61,17 +70,35 @@ def count(
         inputs = tuple(inputs)
     elif not isinstance(inputs, tuple):
         raise TypeError(f"inputs must be a tensor or a tuple of inputs, got {type(inputs).__name__}")
+    if trace not in TRACE_MODES:
+        raise ValueError(f"trace must be one of {', '.join(TRACE_MODES)}, got {trace!r}")
     registry = DEFAULT_REGISTRY.updated(rules)
     resolved = resolve_convention(convention)
-    traced = trace(model, inputs, kwargs or {}, registry=registry, method=method, leaf_modules=leaf_modules)
-    counter = FlopCounter(traced, registry, resolved)
-    records = counter.count()
+    kwargs = dict(kwargs or {})
+    traced = None
+    fallbacks: dict[str, str] = {}
+    if trace != "export":
+        traced = trace_model(model, inputs, kwargs, registry=registry, method=method, leaf_modules=leaf_modules,
+                             allow_fallback=trace == "auto")
+    if traced is None:
+        program = export_module(model, inputs, kwargs, method=method)
+        records = count_exported(program, registry, resolved, strip="" if method == "forward" else "model")
+        params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+        fallbacks = {"": "trace='export' was requested" if trace == "export" else
+                     "torch.fx could not trace the top level"}
+    else:
+        counter = FlopCounter(traced, registry, resolved)
+        records = counter.count()
+        params = sum(p.numel() for p in counter.used_parameters.values())
+        fallbacks = dict(traced.fallbacks)
     report = FlopReport(
         model=type(model).__name__ + ("" if method == "forward" else f".{method}"),
         nodes=records,
-        params=sum(p.numel() for p in counter.used_parameters.values()),
+        params=params,
         convention=resolved.name,
         convention_description=resolved.describe(),
+        trace="export" if traced is None else ("auto" if fallbacks else "symbolic"),
+        fallbacks=fallbacks,
         versions=_versions(),
     )
     if strict and report.uncounted:

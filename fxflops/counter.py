@@ -44,9 +44,7 @@ class FlopCounter(fx.Interpreter):
 
     def count(self) -> list[NodeRecord]:
         """Run the graph; return the node records."""
-        # Factory calls inside the graph (torch.arange, torch.zeros) land on the meta device too.
-        with torch.device("meta"):
-            self.run(*[None for n in self.graph.nodes if n.op == "placeholder"], enable_io_processing=False)
+        self.run(*[None for n in self.graph.nodes if n.op == "placeholder"], enable_io_processing=False)
         return self.records
 
     # -- node handlers ------------------------------------------------------------------------
@@ -54,8 +52,12 @@ class FlopCounter(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         with self._set_current_node(n):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
+            if n.op == "call_module" and n.target in self.traced.fallbacks:
+                return self._count_through_export(n, args, kwargs)
             try:
-                output = getattr(self, n.op)(n.target, args, kwargs)
+                # Factory calls inside the graph (torch.arange, torch.zeros) land on meta too.
+                with torch.device("meta"):
+                    output = getattr(self, n.op)(n.target, args, kwargs)
             except Exception as e:
                 raise TraceError(_node_error(n, f"shape propagation on meta tensors failed: {type(e).__name__}: {e}",
                                              "check that the inputs have the shapes and dtypes the model expects; "
@@ -99,6 +101,17 @@ class FlopCounter(fx.Interpreter):
             clone = self._meta_modules[id(module)] = meta_clone(module, self._meta_cache)
         # forward(), not __call__: the clone has no hooks, and global hooks must not fire either.
         return clone.forward(*args, **kwargs)
+
+    def _count_through_export(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Count a submodule symbolic tracing could not follow, through torch.export (trace="auto")."""
+        from fxflops.export import count_exported, export_module, exported_outputs
+
+        module = self.fetch_attr(n.target)
+        for param in module.parameters():
+            self.used_parameters[id(param)] = param
+        program = export_module(module, args, kwargs)
+        self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target)))
+        return exported_outputs(program)
 
     # -- counting -----------------------------------------------------------------------------
 

@@ -69,6 +69,8 @@ class FlopReport:
     convention_description: str = ""
     unit: str = "FLOPs"
     trace: str = "symbolic"
+    #: Modules counted through torch.export instead of torch.fx: qualified name -> why.
+    fallbacks: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -143,6 +145,7 @@ class FlopReport:
             "convention": self.convention,
             "convention_description": self.convention_description,
             "trace": self.trace,
+            "fallbacks": dict(self.fallbacks),
             "versions": dict(self.versions),
             "modules": self.by_module(),
             "ops": self.by_op(),
@@ -178,6 +181,7 @@ class FlopReport:
             convention_description=data.get("convention_description", ""),
             unit=data.get("unit", "FLOPs"),
             trace=data.get("trace", "symbolic"),
+            fallbacks=dict(data.get("fallbacks", {})),
             versions=dict(data.get("versions", {})),
         )
 

@@ -66,6 +66,11 @@ class FlopTracer(fx.Tracer):
         self.leaf_types = tuple(m for m in leaf_modules if isinstance(m, type))
         self.leaf_names = frozenset(m for m in leaf_modules if isinstance(m, str))
         self.traced_func_name = method
+        #: Modules counted through torch.export instead (trace="auto"): qualified name -> reason.
+        self.fallbacks: dict[str, str] = {}
+        #: The innermost module whose forward raised while tracing, and the error.
+        self.failed_module: str | None = None
+        self.failure: BaseException | None = None
 
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
         node = super().create_node(*args, **kwargs)
@@ -74,7 +79,18 @@ class FlopTracer(fx.Tracer):
         node.meta["source"] = _user_frame()
         return node
 
+    def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception as e:
+            if self.failed_module is None:  # the innermost module sees the error first
+                self.failed_module = self.path_of_module(m)
+                self.failure = e
+            raise
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if module_qualified_name in self.fallbacks:
+            return True
         if module_qualified_name in self.leaf_names or isinstance(m, self.leaf_types):
             return True
         if self.registry.lookup_module(type(m)) is not None:
@@ -90,6 +106,8 @@ class TracedModel:
     graph: fx.Graph
     placeholder_values: dict[str, Any]
     constants: dict[str, Any] = field(default_factory=dict)
+    #: Submodules to count through torch.export: qualified name -> why symbolic tracing failed.
+    fallbacks: dict[str, str] = field(default_factory=dict)
 
 
 def _is_tensor_input(value: Any) -> bool:
@@ -151,6 +169,10 @@ def _attribute_snapshot(model: nn.Module) -> tuple[set[str], set[str], set[str],
     return (set(vars(model)), set(model._parameters), set(model._buffers), set(model._modules))
 
 
+#: Submodules that may fall back to torch.export in one count, before giving up on the model.
+MAX_FALLBACKS = 64
+
+
 def trace(
     model: nn.Module,
     inputs: tuple[Any, ...],
@@ -159,26 +181,42 @@ def trace(
     registry: RuleRegistry,
     method: str = "forward",
     leaf_modules: Sequence[type | str] = (),
-) -> TracedModel:
-    """Trace ``model.<method>`` symbolically; raise :class:`TraceError` with a hint on failure."""
+    allow_fallback: bool = False,
+) -> TracedModel | None:
+    """Trace ``model.<method>`` symbolically.
+
+    Without ``allow_fallback``, a failure raises :class:`TraceError` with a hint. With it, the
+    innermost submodule that fails becomes a leaf to be counted through ``torch.export`` and the
+    model is traced again; ``None`` means the top level itself cannot be traced.
+    """
     tensors, concrete = _bind_inputs(model, method, inputs, kwargs)
     tracer = FlopTracer(registry, leaf_modules, method)
     if method == "forward" and tracer.is_leaf_module(model, ""):
         return _root_as_leaf(model, inputs, kwargs)
-    before = _attribute_snapshot(model)
-    try:
-        with hooks_set_aside(model):
-            graph = tracer.trace(model, concrete_args=concrete or None)
-    except Exception as e:
-        raise TraceError(
-            f"torch.fx could not trace {type(model).__name__}.{method}: {type(e).__name__}: {e}\n"
-            "hint: list the module that fails in leaf_modules=[...] and register a rule for it, "
-            "or remove data-dependent control flow from it"
-        ) from e
-    finally:
-        constants = _remove_new_attributes(model, before)
+    while True:
+        before = _attribute_snapshot(model)
+        tracer.failed_module, tracer.failure = None, None
+        try:
+            with hooks_set_aside(model):
+                graph = tracer.trace(model, concrete_args=concrete or None)
+            break
+        except Exception as e:
+            failed = tracer.failed_module
+            if not allow_fallback:
+                raise TraceError(
+                    f"torch.fx could not trace {type(model).__name__}.{method}"
+                    f"{f' (in module {failed!r})' if failed else ''}: {type(e).__name__}: {e}\n"
+                    "hint: count with trace='auto' or trace='export', or list the module that fails in "
+                    "leaf_modules=[...] and register a rule for it"
+                ) from e
+            if not failed or failed in tracer.fallbacks or len(tracer.fallbacks) >= MAX_FALLBACKS:
+                return None
+            tracer.fallbacks[failed] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        finally:
+            constants = _remove_new_attributes(model, before)
     # torch.fx keeps a placeholder for each concrete argument and asserts its value: feed it back.
-    return TracedModel(root=model, graph=graph, placeholder_values={**concrete, **tensors}, constants=constants)
+    return TracedModel(root=model, graph=graph, placeholder_values={**concrete, **tensors}, constants=constants,
+                       fallbacks=dict(tracer.fallbacks))
 
 
 def _root_as_leaf(model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str, Any]) -> TracedModel:

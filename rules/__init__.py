@@ -12,10 +12,12 @@ Find a rule by its op's family:
 * ``by_convention``: norms, activations, softmax, elementwise arithmetic, reductions, pooling,
   interpolation (0 FLOPs under the default convention)
 * ``zero``: views, reshapes, indexing, copies, casts, dropout, embedding lookups (0 by definition)
+* ``aten``: the same families at the aten level, for graphs captured by ``torch.export``
 """
 
 from __future__ import annotations
 
 from . import attention, by_convention, conv, linear, recurrent, zero
+from . import aten  # after the families whose rules it reuses
 
-__all__ = ["attention", "by_convention", "conv", "linear", "recurrent", "zero"]
+__all__ = ["aten", "attention", "by_convention", "conv", "linear", "recurrent", "zero"]

@@ -1,0 +1,167 @@
+"""The aten-level path: ``torch.export`` (non-strict) on fake tensors, counted from recorded shapes.
+
+Used for ``count(..., trace="export")``, and by ``trace="auto"`` for the submodules (or the whole
+model) that symbolic tracing cannot follow. ``torch.export`` runs the model's Python on fake
+tensors, so data-independent control flow on sizes, tensors used as Python values for their
+shapes, and non-tensor outputs (Hugging Face ``ModelOutput``, caches, dicts) all work.
+
+The model exported is a meta clone (:func:`fxflops.shapes.meta_clone`): the user's module is
+never touched and no weight is copied. Every node of the exported graph carries its fake output
+in ``node.meta["val"]``; rules read those shapes, nothing is executed a second time. Per-module
+attribution comes from the module stack export records (``node.meta["nn_module_stack"]``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.utils._pytree import tree_map, tree_unflatten
+
+from fxflops.context import NodeContext, _shapes
+from fxflops.convention import MATMUL_CLASS, Convention
+from fxflops.errors import RuleError, TraceError
+from fxflops.registry import RuleEntry, RuleRegistry, describe_target
+from fxflops.report import NodeRecord
+from fxflops.shapes import meta_clone, to_meta
+
+_FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
+_INTERNAL = re.compile(r"[/\\](torch|fxflops|transformers[/\\]utils)[/\\]|<")
+
+
+class _MethodCall(nn.Module):
+    """Exports ``model.<method>`` (torch.export only exports ``forward``); its child is ``model``."""
+
+    def __init__(self, model: nn.Module, method: str) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.model, self.method)(*args, **kwargs)
+
+
+def export_module(
+    module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any], method: str = "forward"
+) -> torch.export.ExportedProgram:
+    """``torch.export.export(strict=False)`` of a meta clone of ``module`` on meta inputs.
+
+    For ``method != "forward"`` the module stack gains a leading ``model.`` (strip it with
+    ``count_exported(..., strip="model")``).
+    """
+    cache: dict[int, torch.Tensor] = {}
+    clone = meta_clone(module, cache)
+    meta_args = to_meta(tuple(args), cache)
+    meta_kwargs = to_meta(dict(kwargs), cache)
+    target = clone if method == "forward" else _MethodCall(clone, method)
+    try:
+        # torch.export restores grad mode, but its fake tensors need no autograd graph at all.
+        with torch.no_grad():
+            return torch.export.export(target, meta_args, meta_kwargs, strict=False)
+    except Exception as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise TraceError(
+            f"torch.export could not capture {type(module).__name__}: {type(e).__name__}: {first_line}\n"
+            "hint: the model may branch on tensor values (not only sizes); make that module a leaf "
+            "with leaf_modules=[...] and register a rule for it"
+        ) from e
+
+
+def _value(node: Any) -> Any:
+    return node.meta.get("val") if isinstance(node, fx.Node) else node
+
+
+def _source(node: fx.Node) -> str | None:
+    trace = node.meta.get("stack_trace") or ""
+    user_frames = [(f, line) for f, line in _FILE_LINE.findall(trace) if not _INTERNAL.search(f)]
+    if user_frames:
+        file, line = user_frames[-1]
+        return f"{file}:{line}"
+    return None
+
+
+def _module_of(node: fx.Node, prefix: str, strip: str) -> tuple[str, str]:
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return prefix, ""
+    path, kind = list(stack.values())[-1]
+    path = path if isinstance(path, str) else str(path)
+    if strip and (path == strip or path.startswith(strip + ".")):
+        path = path[len(strip) + 1:]
+    elif strip and kind is not None and path == "":
+        kind = None
+    full = ".".join(p for p in (prefix, path) if p)
+    kind_name = kind.rsplit(".", 1)[-1] if isinstance(kind, str) else getattr(kind, "__name__", "")
+    return full, kind_name
+
+
+def count_exported(
+    program: torch.export.ExportedProgram,
+    registry: RuleRegistry,
+    convention: Convention,
+    prefix: str = "",
+    strip: str = "",
+) -> list[NodeRecord]:
+    """One record per ``call_function`` node of ``program``, module paths under ``prefix``.
+
+    ``strip`` removes a leading module name from the recorded paths (see :func:`export_module`).
+    """
+    records: list[NodeRecord] = []
+    for node in program.graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        args = tree_map(_value, node.args)
+        kwargs = tree_map(_value, dict(node.kwargs))
+        output = node.meta.get("val")
+        module_path, module_type = _module_of(node, prefix, strip)
+        has_tensor = any(isinstance(x, torch.Tensor) for x in torch.utils._pytree.tree_leaves((args, kwargs, output)))
+        entry: RuleEntry | None
+        if not has_tensor:
+            entry = RuleEntry(rule=_python_value, category="zero", target=None)
+        else:
+            entry = registry.lookup_function(node.target)
+        flops = 0
+        if entry is not None and convention.counts(entry.category):
+            ctx = NodeContext(node=node, module=None, args=args, kwargs=kwargs, output=output, convention=convention)
+            try:
+                flops = int(entry.rule(ctx))
+            except Exception as e:
+                raise RuleError(
+                    f"the rule {entry.name} raised {type(e).__name__}: {e}\n  node: {node.format_node()}\n"
+                    f"  in module '{module_path}' ({module_type}), at {_source(node) or 'unknown source line'}\n"
+                    "  hint: fix the rule or override it with rules={...}"
+                ) from e
+        records.append(
+            NodeRecord(
+                name=node.name,
+                op="call_function",
+                target=describe_target(node.target),
+                module=module_path,
+                module_type=module_type,
+                input_shapes=tuple(_shapes((args, kwargs))),
+                output_shapes=tuple(_shapes(output)),
+                flops=flops,
+                macs=flops // 2 if entry is not None and entry.category in MATMUL_CLASS else 0,
+                rule=entry.name if entry is not None else None,
+                category=entry.category if entry is not None else None,
+                source=_source(node),
+            )
+        )
+    return records
+
+
+def _python_value(ctx: NodeContext) -> int:
+    """0 FLOPs: arithmetic on symbolic sizes, not tensor work."""
+    return 0
+
+
+def exported_outputs(program: torch.export.ExportedProgram) -> Any:
+    """The program's outputs as meta tensors, in the module's own output structure."""
+    output_node = next(n for n in program.graph_module.graph.nodes if n.op == "output")
+    flat = [to_meta(_value(n)) for n in output_node.args[0]]
+    n_user = len(program.graph_signature.user_outputs)
+    flat = flat[len(flat) - n_user:]  # mutated buffers come first
+    return tree_unflatten(flat, program.call_spec.out_spec)
