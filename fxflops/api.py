@@ -17,6 +17,7 @@ from fxflops.export import count_exported, export_module
 from fxflops.tracing import trace as trace_model
 
 TRACE_MODES = ("auto", "symbolic", "export")
+CAUSAL_MODES = ("dense", "exact")
 
 
 def count(
@@ -30,6 +31,7 @@ def count(
     strict: bool = False,
     convention: str | Convention = "default",
     trace: str = "auto",
+    causal: str = "dense",
 ) -> FlopReport:
     """Count the FLOPs of ``model.<method>(*inputs, **kwargs)`` without running it.
 
@@ -51,6 +53,8 @@ def count(
             symbolic, with each submodule torch.fx cannot follow counted through torch.export,
             and the whole model exported if its top level cannot be traced. The report's
             ``fallbacks`` says which modules went which way and why.
+        causal: ``"dense"`` counts causal attention in full, as FlopCounterMode and OpenCLIP's
+            table do; ``"exact"`` counts only the score entries a causal mask keeps.
 
     Returns:
         A :class:`~fxflops.FlopReport`.
@@ -72,6 +76,8 @@ def count(
         raise TypeError(f"inputs must be a tensor or a tuple of inputs, got {type(inputs).__name__}")
     if trace not in TRACE_MODES:
         raise ValueError(f"trace must be one of {', '.join(TRACE_MODES)}, got {trace!r}")
+    if causal not in CAUSAL_MODES:
+        raise ValueError(f"causal must be one of {', '.join(CAUSAL_MODES)}, got {causal!r}")
     registry = DEFAULT_REGISTRY.updated(rules)
     resolved = resolve_convention(convention)
     kwargs = dict(kwargs or {})
@@ -82,12 +88,13 @@ def count(
                              allow_fallback=trace == "auto")
     if traced is None:
         program = export_module(model, inputs, kwargs, method=method)
-        records = count_exported(program, registry, resolved, strip="" if method == "forward" else "model")
+        records = count_exported(program, registry, resolved, strip="" if method == "forward" else "model",
+                                 causal=causal)
         params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
         fallbacks = {"": "trace='export' was requested" if trace == "export" else
                      "torch.fx could not trace the top level"}
     else:
-        counter = FlopCounter(traced, registry, resolved)
+        counter = FlopCounter(traced, registry, resolved, causal=causal)
         records = counter.count()
         params = sum(p.numel() for p in counter.used_parameters.values())
         fallbacks = dict(traced.fallbacks)
@@ -97,6 +104,7 @@ def count(
         params=params,
         convention=resolved.name,
         convention_description=resolved.describe(),
+        causal=causal,
         trace="export" if traced is None else ("auto" if fallbacks else "symbolic"),
         fallbacks=fallbacks,
         versions=_versions(),

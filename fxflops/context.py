@@ -36,6 +36,10 @@ class NodeContext:
         args, kwargs: the node's arguments with tensors replaced by meta tensors.
         output: the node's output (meta tensors).
         convention: the convention of this count; most rules ignore it.
+        causal: ``"dense"`` (default: a causal mask saves nothing, as FlopCounterMode counts) or
+            ``"exact"`` (attention rules count only the score entries the mask keeps).
+        macs: a rule may set this to the node's multiply-accumulates when they are not simply
+            half its FLOPs (e.g. a convention that also counts bias adds); else it stays ``None``.
     """
 
     node: fx.Node
@@ -44,6 +48,8 @@ class NodeContext:
     kwargs: dict[str, Any]
     output: Any
     convention: Convention
+    causal: str = "dense"
+    macs: int | None = None
     _bound: dict[str, Any] | None = field(default=None, repr=False)
 
     @property

@@ -31,12 +31,14 @@ _STRUCTURAL_OPS = frozenset({"placeholder", "output", "get_attr"})
 class FlopCounter(fx.Interpreter):
     """Run ``traced.graph`` on meta tensors, recording one :class:`NodeRecord` per node."""
 
-    def __init__(self, traced: TracedModel, registry: RuleRegistry, convention: Convention) -> None:
+    def __init__(self, traced: TracedModel, registry: RuleRegistry, convention: Convention,
+                 causal: str = "dense") -> None:
         super().__init__(traced.root, garbage_collect_values=True, graph=traced.graph)
         self.extra_traceback = False  # our own message names the node and the source line
         self.traced = traced
         self.registry = registry
         self.convention = convention
+        self.causal = causal
         self.records: list[NodeRecord] = []
         self.used_parameters: dict[int, torch.nn.Parameter] = {}
         self._meta_cache: dict[int, torch.Tensor] = {}
@@ -110,7 +112,8 @@ class FlopCounter(fx.Interpreter):
         for param in module.parameters():
             self.used_parameters[id(param)] = param
         program = export_module(module, args, kwargs)
-        self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target)))
+        self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target),
+                                           causal=self.causal))
         return exported_outputs(program)
 
     # -- counting -----------------------------------------------------------------------------
@@ -130,6 +133,7 @@ class FlopCounter(fx.Interpreter):
         entry: RuleEntry | None = None
         module: nn.Module | None = None
         flops = 0
+        macs: int | None = None
         if n.op == "get_attr":
             entry = None
         elif n.op == "call_function" and not _has_tensor(args, kwargs, output):
@@ -138,10 +142,12 @@ class FlopCounter(fx.Interpreter):
             entry, module = self._lookup(n)
             if entry is not None and self.convention.counts(entry.category):
                 ctx = NodeContext(node=n, module=module, args=args, kwargs=kwargs, output=output,
-                                  convention=self.convention)
+                                  convention=self.convention, causal=self.causal)
                 flops = self._apply(entry, ctx, module_path)
+                macs = ctx.macs
         category = entry.category if entry is not None else None
-        macs = flops // 2 if category in MATMUL_CLASS else 0
+        if macs is None:
+            macs = flops // 2 if category in MATMUL_CLASS else 0
         return NodeRecord(
             name=n.name,
             op=n.op,

@@ -104,6 +104,7 @@ def count_exported(
     convention: Convention,
     prefix: str = "",
     strip: str = "",
+    causal: str = "dense",
 ) -> list[NodeRecord]:
     """One record per ``call_function`` node of ``program``, module paths under ``prefix``.
 
@@ -124,10 +125,13 @@ def count_exported(
         else:
             entry = registry.lookup_function(node.target)
         flops = 0
+        macs: int | None = None
         if entry is not None and convention.counts(entry.category):
-            ctx = NodeContext(node=node, module=None, args=args, kwargs=kwargs, output=output, convention=convention)
+            ctx = NodeContext(node=node, module=None, args=args, kwargs=kwargs, output=output, convention=convention,
+                              causal=causal)
             try:
                 flops = int(entry.rule(ctx))
+                macs = ctx.macs
             except Exception as e:
                 raise RuleError(
                     f"the rule {entry.name} raised {type(e).__name__}: {e}\n  node: {node.format_node()}\n"
@@ -144,7 +148,8 @@ def count_exported(
                 input_shapes=tuple(_shapes((args, kwargs))),
                 output_shapes=tuple(_shapes(output)),
                 flops=flops,
-                macs=flops // 2 if entry is not None and entry.category in MATMUL_CLASS else 0,
+                macs=macs if macs is not None else (
+                    flops // 2 if entry is not None and entry.category in MATMUL_CLASS else 0),
                 rule=entry.name if entry is not None else None,
                 category=entry.category if entry is not None else None,
                 source=_source(node),

@@ -68,6 +68,7 @@ class FlopReport:
     convention: str = "default"
     convention_description: str = ""
     unit: str = "FLOPs"
+    causal: str = "dense"
     trace: str = "symbolic"
     #: Modules counted through torch.export instead of torch.fx: qualified name -> why.
     fallbacks: dict[str, str] = field(default_factory=dict)
@@ -144,6 +145,7 @@ class FlopReport:
             "unit": self.unit,
             "convention": self.convention,
             "convention_description": self.convention_description,
+            "causal": self.causal,
             "trace": self.trace,
             "fallbacks": dict(self.fallbacks),
             "versions": dict(self.versions),
@@ -180,6 +182,7 @@ class FlopReport:
             convention=data["convention"],
             convention_description=data.get("convention_description", ""),
             unit=data.get("unit", "FLOPs"),
+            causal=data.get("causal", "dense"),
             trace=data.get("trace", "symbolic"),
             fallbacks=dict(data.get("fallbacks", {})),
             versions=dict(data.get("versions", {})),
