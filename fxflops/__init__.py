@@ -35,6 +35,8 @@ _EXPORTS = {
     "UncountedOpError": "fxflops.errors",
     "FlopBudgetError": "fxflops.errors",
     "assert_flops": "fxflops.budget",
+    "crosscheck": "fxflops.crosscheck",
+    "Crosscheck": "fxflops.crosscheck",
     "format_flops": "fxflops.units",
     "parse_flops": "fxflops.units",
 }
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
     from fxflops.api import count, uncounted_message
     from fxflops.budget import assert_flops
     from fxflops.context import NodeContext
+    from fxflops.crosscheck import Crosscheck, crosscheck
     from fxflops.convention import Convention
     from fxflops.errors import (
         FlopBudgetError,

@@ -32,6 +32,7 @@ def count(
     convention: str | Convention = "default",
     trace: str = "auto",
     causal: str = "dense",
+    dynamic: Mapping[int | str, Mapping[int, str]] | None = None,
 ) -> FlopReport:
     """Count the FLOPs of ``model.<method>(*inputs, **kwargs)`` without running it.
 
@@ -55,6 +56,10 @@ def count(
             ``fallbacks`` says which modules went which way and why.
         causal: ``"dense"`` counts causal attention in full, as FlopCounterMode and OpenCLIP's
             table do; ``"exact"`` counts only the score entries a causal mask keeps.
+        dynamic: input dimensions to count as symbols, ``{input: {dim: name}}`` with ``input`` a
+            positional index or a keyword-input name, e.g. ``{0: {1: "L"}}``. Counts become sympy
+            polynomials in those names (``report.formula()``, ``report.evaluate(L=128)``). Symbolic
+            counts always go through torch.export, which carries symbolic sizes.
 
     Returns:
         A :class:`~fxflops.FlopReport`.
@@ -66,8 +71,10 @@ def count(
     """
     import fxflops.rules  # noqa: F401  (built-in rules register on import)
     from fxflops.plugins import load_rule_packs
+    from fxflops.rules.third_party import register_imported
 
     load_rule_packs()
+    register_imported()
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
     elif isinstance(inputs, list):
@@ -83,15 +90,25 @@ def count(
     kwargs = dict(kwargs or {})
     traced = None
     fallbacks: dict[str, str] = {}
-    if trace != "export":
+    symbols: dict[Any, Any] = {}
+    dynamic_shapes = None
+    if dynamic:
+        from fxflops.symbolic import dynamic_shapes_for, symbol_map
+
+        n_positional = len(inputs)
+        inputs, kwargs, dynamic_shapes, marked = dynamic_shapes_for(model, method, inputs, kwargs, dynamic)
+    if trace != "export" and not dynamic:
         traced = trace_model(model, inputs, kwargs, registry=registry, method=method, leaf_modules=leaf_modules,
                              allow_fallback=trace == "auto")
     if traced is None:
-        program = export_module(model, inputs, kwargs, method=method)
+        program = export_module(model, inputs, kwargs, method=method, dynamic_shapes=dynamic_shapes)
+        if dynamic:
+            symbols = symbol_map(program, marked, n_positional)
         records = count_exported(program, registry, resolved, strip="" if method == "forward" else "model",
-                                 causal=causal)
+                                 causal=causal, symbols=symbols)
         params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
         fallbacks = {"": "trace='export' was requested" if trace == "export" else
+                     "symbolic sizes (dynamic=...) are counted through torch.export" if dynamic else
                      "torch.fx could not trace the top level"}
     else:
         counter = FlopCounter(traced, registry, resolved, causal=causal)

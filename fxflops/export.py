@@ -45,7 +45,8 @@ class _MethodCall(nn.Module):
 
 
 def export_module(
-    module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any], method: str = "forward"
+    module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any], method: str = "forward",
+    dynamic_shapes: Any = None,
 ) -> torch.export.ExportedProgram:
     """``torch.export.export(strict=False)`` of a meta clone of ``module`` on meta inputs.
 
@@ -60,7 +61,7 @@ def export_module(
     try:
         # torch.export restores grad mode, but its fake tensors need no autograd graph at all.
         with torch.no_grad():
-            return torch.export.export(target, meta_args, meta_kwargs, strict=False)
+            return torch.export.export(target, meta_args, meta_kwargs, strict=False, dynamic_shapes=dynamic_shapes)
     except Exception as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise TraceError(
@@ -84,10 +85,11 @@ def _source(node: fx.Node) -> str | None:
 
 
 def _module_of(node: fx.Node, prefix: str, strip: str) -> tuple[str, str]:
-    stack = node.meta.get("nn_module_stack")
+    stack = [entry for entry in (node.meta.get("nn_module_stack") or {}).values()
+             if not str(entry[0]).startswith("_empty_nn_module_stack")]
     if not stack:
         return prefix, ""
-    path, kind = list(stack.values())[-1]
+    path, kind = stack[-1]
     path = path if isinstance(path, str) else str(path)
     if strip and (path == strip or path.startswith(strip + ".")):
         path = path[len(strip) + 1:]
@@ -105,11 +107,17 @@ def count_exported(
     prefix: str = "",
     strip: str = "",
     causal: str = "dense",
+    symbols: Mapping[Any, Any] | None = None,
 ) -> list[NodeRecord]:
     """One record per ``call_function`` node of ``program``, module paths under ``prefix``.
 
     ``strip`` removes a leading module name from the recorded paths (see :func:`export_module`).
+    ``symbols`` maps torch's shape symbols to the user's (:mod:`fxflops.symbolic`); counts of
+    graphs with symbolic sizes are then sympy polynomials.
     """
+    from fxflops.symbolic import dim_value, half, to_count
+
+    symbols = symbols or {}
     records: list[NodeRecord] = []
     for node in program.graph_module.graph.nodes:
         if node.op != "call_function":
@@ -124,14 +132,14 @@ def count_exported(
             entry = RuleEntry(rule=_python_value, category="zero", target=None)
         else:
             entry = registry.lookup_function(node.target)
-        flops = 0
-        macs: int | None = None
+        flops: Any = 0
+        macs: Any = None
         if entry is not None and convention.counts(entry.category):
             ctx = NodeContext(node=node, module=None, args=args, kwargs=kwargs, output=output, convention=convention,
                               causal=causal)
             try:
-                flops = int(entry.rule(ctx))
-                macs = ctx.macs
+                flops = to_count(entry.rule(ctx), symbols)
+                macs = None if ctx.macs is None else to_count(ctx.macs, symbols)
             except Exception as e:
                 raise RuleError(
                     f"the rule {entry.name} raised {type(e).__name__}: {e}\n  node: {node.format_node()}\n"
@@ -145,11 +153,11 @@ def count_exported(
                 target=describe_target(node.target),
                 module=module_path,
                 module_type=module_type,
-                input_shapes=tuple(_shapes((args, kwargs))),
-                output_shapes=tuple(_shapes(output)),
+                input_shapes=tuple(tuple(dim_value(d, symbols) for d in s) for s in _shapes((args, kwargs))),
+                output_shapes=tuple(tuple(dim_value(d, symbols) for d in s) for s in _shapes(output)),
                 flops=flops,
                 macs=macs if macs is not None else (
-                    flops // 2 if entry is not None and entry.category in MATMUL_CLASS else 0),
+                    half(flops) if entry is not None and entry.category in MATMUL_CLASS else 0),
                 rule=entry.name if entry is not None else None,
                 category=entry.category if entry is not None else None,
                 source=_source(node),

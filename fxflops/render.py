@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import tabulate as _tabulate
 
@@ -30,8 +30,18 @@ def _preserve_whitespace() -> Iterator[None]:
         _tabulate.PRESERVE_WHITESPACE = saved
 
 
-def _share(flops: int, total: int) -> str:
+def _share(flops: Any, total: Any) -> str:
+    if not isinstance(flops, int) or not isinstance(total, int):
+        return "-"  # symbolic counts: the share depends on the sizes
     return f"{100.0 * flops / total:.1f}%" if total else "-"
+
+
+def _human(flops: Any) -> str:
+    return format_flops(flops) if isinstance(flops, int) else f"{flops} FLOPs"
+
+
+def _exact(flops: Any) -> str:
+    return f"{flops:,}" if isinstance(flops, int) else str(flops)
 
 
 def module_rows(report: FlopReport, depth: int | None) -> list[list[str]]:
@@ -43,7 +53,7 @@ def module_rows(report: FlopReport, depth: int | None) -> list[list[str]]:
         level = name.count(".") + 1 if name else 0
         label = ("  " * level + name.rsplit(".", 1)[-1]) if name else f"{report.model} (total)"
         kind = types.get(name, "")
-        rows.append([label, kind, format_flops(flops), f"{flops:,}", _share(flops, report.total)])
+        rows.append([label, kind, _human(flops), _exact(flops), _share(flops, report.total)])
     return rows
 
 
@@ -56,15 +66,15 @@ def render_table(report: FlopReport, by: str = "module", depth: int | None = 2, 
         rows = module_rows(report, depth)
     elif by == "op":
         headers = ["op", "FLOPs", "exact", "share"]
-        rows = [[op, format_flops(f), f"{f:,}", _share(f, total)] for op, f in report.by_op().items()]
+        rows = [[op, _human(f), _exact(f), _share(f, total)] for op, f in report.by_op().items()]
     elif by == "category":
         headers = ["category", "FLOPs", "exact", "share"]
-        rows = [[c, format_flops(f), f"{f:,}", _share(f, total)] for c, f in report.by_category().items()]
+        rows = [[c, _human(f), _exact(f), _share(f, total)] for c, f in report.by_category().items()]
     elif by == "node":
         headers = ["node", "op", "target", "module", "output shape", "FLOPs", "rule"]
         rows = [
             [r.name, r.op, r.target, r.module, "x".join(map(str, r.output_shapes[0])) if r.output_shapes else "",
-             f"{r.flops:,}", (r.rule or "NO RULE").rsplit(".", 1)[-1]]
+             _exact(r.flops), (r.rule or "NO RULE").rsplit(".", 1)[-1]]
             for r in report.nodes
             if r.op not in ("placeholder", "output", "get_attr")
         ]

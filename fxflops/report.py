@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 FORMAT_VERSION = 1
@@ -75,14 +75,49 @@ class FlopReport:
     versions: dict[str, str] = field(default_factory=dict)
 
     @property
-    def total(self) -> int:
-        """Total FLOPs (1 multiply-accumulate = 2 FLOPs)."""
-        return sum(record.flops for record in self.nodes)
+    def total(self) -> Any:
+        """Total FLOPs (1 multiply-accumulate = 2 FLOPs); a sympy polynomial for symbolic sizes."""
+        return sum((record.flops for record in self.nodes), 0)
 
     @property
-    def macs(self) -> int:
+    def symbols(self) -> list[str]:
+        """Names of the size symbols the counts depend on (empty for concrete sizes)."""
+        found: set[str] = set()
+        for record in self.nodes:
+            if not isinstance(record.flops, int):
+                found.update(str(s) for s in record.flops.free_symbols)
+        return sorted(found)
+
+    def formula(self) -> str:
+        """The total as a simplified polynomial, e.g. ``36864*L**2 + 247064064*L``."""
+        import sympy
+
+        return str(sympy.expand(self.total)) if self.symbols else str(self.total)
+
+    def evaluate(self, **sizes: int) -> FlopReport:
+        """The concrete report at the given sizes, e.g. ``report.evaluate(L=128)``.
+
+        Equal to counting the model at that shape.
+        """
+        from fxflops.symbolic import evaluate
+
+        def shape(dims: tuple[Any, ...]) -> tuple[int, ...]:
+            return tuple(d if isinstance(d, int) else evaluate(_parse(d), sizes) for d in dims)
+
+        nodes = [
+            replace(record, flops=evaluate(record.flops, sizes), macs=evaluate(record.macs, sizes),
+                    input_shapes=tuple(shape(s) for s in record.input_shapes),
+                    output_shapes=tuple(shape(s) for s in record.output_shapes))
+            for record in self.nodes
+        ]
+        return replace(self, nodes=nodes)
+
+    at = evaluate
+
+    @property
+    def macs(self) -> Any:
         """Multiply-accumulates of matmul-class work (half its FLOPs)."""
-        return sum(record.macs for record in self.nodes)
+        return sum((record.macs for record in self.nodes), 0)
 
     @property
     def uncounted(self) -> list[NodeRecord]:
@@ -112,7 +147,7 @@ class FlopReport:
             if record.op in ("placeholder", "output", "get_attr"):
                 continue
             totals[record.target] += record.flops
-        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+        return dict(sorted(totals.items(), key=lambda item: (-_magnitude(item[1]), item[0])))
 
     def by_category(self) -> dict[str, int]:
         """Rule category (``matmul``, ``conv``, ``attention``, ...) -> FLOPs; ``None`` = no rule."""
@@ -121,7 +156,7 @@ class FlopReport:
             if record.op in ("placeholder", "output"):
                 continue
             totals[record.category or "uncounted"] += record.flops
-        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+        return dict(sorted(totals.items(), key=lambda item: (-_magnitude(item[1]), item[0])))
 
     def module(self, name: str) -> int:
         """Inclusive FLOPs of the module called ``name`` (``""`` is the whole model)."""
@@ -135,12 +170,16 @@ class FlopReport:
         return render_table(self, by=by, depth=depth, fmt=fmt, top=top)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with a format version; ``FlopReport.from_dict`` reads it back."""
+        """A JSON-ready dict with a format version; ``FlopReport.from_dict`` reads it back.
+
+        Symbolic counts are written as strings (``"36864*L**2 + 247064064*L"``).
+        """
         return {
             "format": FORMAT_VERSION,
             "model": self.model,
-            "total": self.total,
-            "macs": self.macs,
+            "total": _jsonable(self.total),
+            "macs": _jsonable(self.macs),
+            "symbols": self.symbols,
             "params": self.params,
             "unit": self.unit,
             "convention": self.convention,
@@ -149,11 +188,12 @@ class FlopReport:
             "trace": self.trace,
             "fallbacks": dict(self.fallbacks),
             "versions": dict(self.versions),
-            "modules": self.by_module(),
-            "ops": self.by_op(),
-            "categories": self.by_category(),
+            "modules": {k: _jsonable(v) for k, v in self.by_module().items()},
+            "ops": {k: _jsonable(v) for k, v in self.by_op().items()},
+            "categories": {k: _jsonable(v) for k, v in self.by_category().items()},
             "uncounted": [record.name for record in self.uncounted],
-            "nodes": [asdict(record) for record in self.nodes],
+            "nodes": [{**asdict(record), "flops": _jsonable(record.flops), "macs": _jsonable(record.macs)}
+                      for record in self.nodes],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -169,6 +209,8 @@ class FlopReport:
             NodeRecord(
                 **{
                     **record,
+                    "flops": _parse(record["flops"]),
+                    "macs": _parse(record["macs"]),
                     "input_shapes": tuple(tuple(s) for s in record["input_shapes"]),
                     "output_shapes": tuple(tuple(s) for s in record["output_shapes"]),
                 }
@@ -196,12 +238,36 @@ class FlopReport:
     def __str__(self) -> str:
         from fxflops.units import format_flops
 
+        if self.symbols:
+            return f"{self.model}: {self.formula()} FLOPs (convention '{self.convention}'), {self.params:,} params"
         uncounted = len(self.uncounted)
         tail = f", {uncounted} uncounted node{'s' if uncounted != 1 else ''}" if uncounted else ""
         return (
             f"{self.model}: {format_flops(self.total)} ({self.total:,} FLOPs, convention "
             f"'{self.convention}'), {self.params:,} params{tail}"
         )
+
+
+def _magnitude(value: Any) -> float:
+    """A sortable size of a count; symbolic counts are compared at every symbol = 1024."""
+    if isinstance(value, int):
+        return float(value)
+    return float(value.subs({symbol: 1024 for symbol in value.free_symbols}))
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, int) else str(value)
+
+
+def _parse(value: Any) -> Any:
+    """The inverse of :func:`_jsonable`: ints stay, strings become sympy expressions."""
+    if isinstance(value, (int, float)) or value is None:
+        return value
+    import sympy
+
+    expr = sympy.sympify(value)
+    positive = {s: sympy.Symbol(str(s), integer=True, positive=True) for s in expr.free_symbols}
+    return expr.xreplace(positive)
 
 
 def _module_sort_key(name: str) -> tuple[Any, ...]:

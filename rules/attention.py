@@ -21,14 +21,21 @@ from fxflops.registry import rule
 
 
 def sdpa_cost(
-    q_shape: tuple[int, ...], k_shape: tuple[int, ...], v_shape: tuple[int, ...], out_shape: tuple[int, ...]
+    q_shape: tuple[int, ...],
+    k_shape: tuple[int, ...],
+    v_shape: tuple[int, ...],
+    out_shape: tuple[int, ...] | None = None,
 ) -> int:
     """FLOPs of softmax(Q K^T) V for query, key, value and output shapes (..., L, E), (..., S, E),
-    (..., S, Ev), (B..., L, Ev): ``2 * prod(B...) * L * S * (E + Ev)``."""
+    (..., S, Ev), (B..., L, Ev): ``2 * prod(B...) * L * S * (E + Ev)``.
+
+    ``B...`` are the output's batch and head dimensions: the query's, broadcast against the keys'
+    and values'. Without ``out_shape``, the query's own.
+    """
     length, dim = q_shape[-2], q_shape[-1]
     source = k_shape[-2]
     value_dim = v_shape[-1]
-    batch = math.prod(out_shape[:-2])  # broadcast batch and heads: queries may broadcast too
+    batch = math.prod((q_shape if out_shape is None else out_shape)[:-2])
     return 2 * batch * length * source * (dim + value_dim)
 
 
@@ -128,8 +135,9 @@ def encoder_layer_cost(layer: nn.TransformerEncoderLayer, batch: int, length: in
     """Self-attention over ``length`` tokens plus the two feed-forward linears."""
     attn = layer.self_attn
     extra = (1 if attn.bias_k is not None else 0) + (1 if attn.add_zero_attn else 0)
-    return mha_cost(batch=batch, target_len=length, source_len=length, embed_dim=attn.embed_dim,
-                    kdim=attn.kdim, vdim=attn.vdim, extra_keys=extra) + _feedforward_cost(batch * length, layer)
+    attention = mha_cost(batch=batch, target_len=length, source_len=length, embed_dim=attn.embed_dim,
+                         kdim=attn.kdim, vdim=attn.vdim, extra_keys=extra)
+    return attention + _feedforward_cost(batch * length, layer)
 
 
 def decoder_layer_cost(layer: nn.TransformerDecoderLayer, batch: int, length: int, source: int) -> int:

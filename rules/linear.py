@@ -30,11 +30,15 @@ def linear_flops(ctx: NodeContext) -> int:
 
 @rule(nn.Bilinear, F.bilinear, category="matmul")
 def bilinear_flops(ctx: NodeContext) -> int:
-    """y_k = x1^T A_k x2 + b_k: ``2 * numel(y) * in1 * in2`` (torch computes it as one contraction)."""
+    """y_k = x1^T A_k x2 + b_k: ``2 * numel(y) * in2 * (in1 + 1)``; the bias add is not counted.
+
+    torch's ``_trilinear`` loops over the output features k: it contracts x1 with A_k
+    (``2 * N * in1 * in2``), then that with x2 (``2 * N * in2``).
+    """
     x1, x2 = ctx.tensor("input1", 0), ctx.tensor("input2", 1)
     if x1 is None or x2 is None:
         raise ValueError("bilinear needs two tensor inputs")
-    return 2 * ctx.output_numel * x1.shape[-1] * x2.shape[-1]
+    return 2 * ctx.output_numel * x2.shape[-1] * (x1.shape[-1] + 1)
 
 
 @rule(torch.matmul, operator.matmul, torch.Tensor.matmul, "__matmul__", "__rmatmul__", category="matmul")
@@ -44,17 +48,20 @@ def matmul_flops(ctx: NodeContext) -> int:
     ``k`` is the contracted size, ``a.shape[-1]``. A 1-D operand contributes no output dimension,
     so 1-D @ 1-D costs ``2 * k``, (n, k) @ (k,) costs ``2 * n * k``.
     """
-    a, b = ctx.args[0], ctx.args[1]
-    if ctx.node.target == "__rmatmul__":
-        a, b = b, a
-    k = a.shape[-1]
-    return 2 * max(ctx.output_numel, 1) * k
+    a = ctx.tensor("input", 0)
+    if ctx.node.target == "__rmatmul__":  # b.__rmatmul__(a) is a @ b
+        a = ctx.tensor("other", 1)
+    if a is None:
+        raise ValueError("matmul without a tensor operand")
+    return 2 * ctx.output_numel * a.shape[-1]
 
 
 @rule(torch.mm, torch.Tensor.mm, torch.bmm, torch.Tensor.bmm, category="matmul")
 def mm_flops(ctx: NodeContext) -> int:
     """(b, n, k) @ (b, k, m), or without b: ``2 * b * n * k * m`` = ``2 * numel(out) * k``."""
-    a = ctx.args[0]
+    a = ctx.tensor("input", 0)
+    if a is None:
+        raise ValueError("mm/bmm without a tensor operand")
     return 2 * ctx.output_numel * a.shape[-1]
 
 
@@ -83,66 +90,167 @@ def addbmm_flops(ctx: NodeContext) -> int:
 @rule(torch.mv, torch.Tensor.mv, torch.dot, torch.Tensor.dot, torch.vdot, torch.inner, category="matmul")
 def matrix_vector_flops(ctx: NodeContext) -> int:
     """(n, k) @ (k,) or a dot product of length k: ``2 * numel(out) * k``."""
-    a = ctx.args[0]
-    return 2 * max(ctx.output_numel, 1) * a.shape[-1]
+    a = ctx.tensor("input", 0)
+    if a is None:
+        raise ValueError("mv/dot/inner without a tensor operand")
+    return 2 * ctx.output_numel * a.shape[-1]
 
 
 @rule(torch.einsum, category="matmul")
 def einsum_flops(ctx: NodeContext) -> int:
-    """Pairwise contractions in torch's order (left to right): each ``2 * prod(kept index sizes)``.
+    """Pairwise contractions in torch's order, each ``2 * prod(sizes of the indices it iterates)``.
 
-    torch.einsum first sums out indices that occur in one operand only (free: reductions), then
-    contracts operands pairwise with bmm. A pairwise contraction of X and Y costs 2 FLOPs for each
-    combination of the indices it iterates: those in both X and Y, and those of either that
-    survive into the result (the output or a later operand).
+    torch.einsum contracts two operands at a time, left to right, or along opt_einsum's path when
+    opt_einsum is installed and enabled and there are 3+ operands (see :func:`einsum_path`). A
+    contraction that sums an index runs as one bmm over every index of either operand: ``2 *
+    prod(sizes)``. Indices held by only one remaining operand are summed out of it first, and a
+    contraction that sums nothing is a broadcast multiply (an outer or Hadamard product): both
+    are free under the default convention, as in FlopCounterMode.
     """
     equation = ctx.args[0]
     operands = ctx.args[1:]
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
-    return einsum_cost(equation, [tuple(t.shape) for t in operands])
+    shapes = [tuple(t.shape) for t in operands]
+    if isinstance(ctx.node.target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+        # aten.einsum carries the path torch.einsum chose (flat pairs), or None: left to right
+        flat = ctx.arg("path", None, default=None)
+        path = list(zip(flat[0::2], flat[1::2], strict=True)) if flat else None
+        return einsum_cost(equation, shapes, path)
+    return einsum_cost(equation, shapes)
 
 
-def einsum_cost(equation: str, shapes: list[tuple[int, ...]]) -> int:
-    """FLOPs of ``torch.einsum(equation, *operands)`` for operands of ``shapes`` (see einsum_flops)."""
-    lhs, _, rhs = equation.replace(" ", "").partition("->")
-    terms = lhs.split(",")
+_ELLIPSIS = "..."
+
+
+def _ellipsis_labels(count: int, total: int) -> list[str]:
+    """Labels of the last ``count`` of ``total`` broadcast (ellipsis) dimensions, right-aligned."""
+    return [f"{_ELLIPSIS}{j}" for j in range(total - count, total)]
+
+
+def _split_term(term: str) -> list[str]:
+    """``"b...ij"`` -> ``["b", "...", "i", "j"]``."""
+    labels: list[str] = []
+    rest = term
+    while rest:
+        if rest.startswith(_ELLIPSIS):
+            labels.append(_ELLIPSIS)
+            rest = rest[3:]
+        else:
+            labels.append(rest[0])
+            rest = rest[1:]
+    return labels
+
+
+def parse_einsum(equation: str, shapes: list[tuple[int, ...]]) -> tuple[list[dict[str, int]], list[str]]:
+    """Each operand's ``{label: size}`` (ellipsis dims get labels ``...0``, ``...1``, ...) and the
+    output labels, explicit or implicit (ellipsis dims, then labels used once, A-Z before a-z)."""
+    lhs, arrow, rhs = equation.replace(" ", "").partition("->")
+    terms = [_split_term(term) for term in lhs.split(",")]
     if len(terms) != len(shapes):
         raise ValueError(f"einsum equation {equation!r} names {len(terms)} operands, got {len(shapes)}")
-    sizes: dict[str, int] = {}
-    subscripts: list[str] = []
-    ellipsis_letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    max_ellipsis = 0
-    for term, shape in zip(terms, shapes):
-        if "..." in term:
-            n_ellipsis = len(shape) - (len(term) - 3)
-            max_ellipsis = max(max_ellipsis, n_ellipsis)
-            letters = ellipsis_letters[26 - n_ellipsis:] if n_ellipsis else ""
-            # Right-align ellipsis dims so broadcasting lines up across operands.
-            term = term.replace("...", letters)
-        subscripts.append(term)
-        for letter, size in zip(term, shape):
-            sizes[letter] = max(sizes.get(letter, 1), size)
-    if not rhs and "->" not in equation:
-        counts: dict[str, int] = {}
-        for term in subscripts:
-            for letter in term:
-                counts[letter] = counts.get(letter, 0) + 1
-        rhs = ellipsis_letters[26 - max_ellipsis:] if max_ellipsis else ""
-        rhs += "".join(sorted(letter for letter, c in counts.items() if c == 1 and letter.islower()))
+    ellipsis_dims = max(
+        (len(s) - len(t) + 1 for t, s in zip(terms, shapes, strict=True) if _ELLIPSIS in t), default=0
+    )
+    operands: list[dict[str, int]] = []
+    occurrences: dict[str, int] = {}
+    for term, shape in zip(terms, shapes, strict=True):
+        labels: list[str] = []
+        for label in term:
+            if label == _ELLIPSIS:
+                labels += _ellipsis_labels(len(shape) - len(term) + 1, ellipsis_dims)
+            else:
+                labels.append(label)
+                occurrences[label] = occurrences.get(label, 0) + 1
+        if len(labels) != len(shape):
+            raise ValueError(f"einsum term {''.join(term)!r} does not match an operand of shape {shape}")
+        sizes: dict[str, int] = {}
+        for label, size in zip(labels, shape, strict=True):
+            sizes[label] = size  # a repeated label takes a diagonal: same size
+        operands.append(sizes)
+    if arrow:
+        output: list[str] = []
+        for label in _split_term(rhs):
+            output += _ellipsis_labels(ellipsis_dims, ellipsis_dims) if label == _ELLIPSIS else [label]
     else:
-        rhs = rhs.replace("...", ellipsis_letters[26 - max_ellipsis:] if max_ellipsis else "")
-    if len(subscripts) == 1:
+        once = sorted(label for label, n in occurrences.items() if n == 1)
+        output = _ellipsis_labels(ellipsis_dims, ellipsis_dims) + once
+    return operands, output
+
+
+def einsum_path(equation: str, shapes: list[tuple[int, ...]]) -> list[tuple[int, int]] | None:
+    """The pairs torch.einsum contracts: opt_einsum's ``contract_path`` with torch's strategy when
+    ``torch.backends.opt_einsum`` is available and enabled and there are 3+ operands; ``None``
+    (left to right) otherwise. Read at count time, as torch reads it at run time."""
+    from torch.backends import opt_einsum
+
+    if len(shapes) < 3 or not opt_einsum.enabled or not opt_einsum.is_available():
+        return None
+    path, _ = opt_einsum.get_opt_einsum().contract_path(
+        equation, *shapes, optimize=opt_einsum.strategy, shapes=True
+    )
+    flat = [index for step in path for index in step]
+    return list(zip(flat[0::2], flat[1::2], strict=True))
+
+
+_TORCH_PATH = "torch"
+
+
+def _contract_pair(
+    a: dict[str, int], b: dict[str, int], remaining: dict[str, int]
+) -> tuple[int, dict[str, int]]:
+    """FLOPs and result of contracting ``a`` with ``b``, as torch.einsum's ``sumproduct_pair``.
+
+    ``remaining`` counts, for each index not in the output, the operands still holding it with
+    size != 1; it is updated in place.
+    """
+    a, b = dict(a), dict(b)
+    summed: list[str] = []
+    for label in remaining:
+        size_a, size_b = a.get(label, 1), b.get(label, 1)
+        if size_a != 1 and size_b != 1:
+            remaining[label] -= 1
+            if remaining[label] == 1:
+                summed.append(label)
+                remaining[label] = 0
+        elif remaining[label] == 1 and (size_a != 1 or size_b != 1):
+            (a if size_a != 1 else b)[label] = 1  # held by one operand only: summed out first, free
+            remaining[label] = 0
+    result = {label: max(a.get(label, 1), b.get(label, 1)) for label in {*a, *b}}
+    flops = 2 * math.prod(result.values()) if summed else 0  # nothing summed: a multiply
+    for label in summed:
+        result[label] = 1
+    return flops, result
+
+
+def einsum_cost(
+    equation: str, shapes: list[tuple[int, ...]], path: list[tuple[int, int]] | str | None = _TORCH_PATH
+) -> int:
+    """FLOPs of ``torch.einsum(equation, *operands)`` for operands of ``shapes`` (see einsum_flops).
+
+    ``path`` lists the pairs to contract as opt_einsum does (the result goes last); ``None`` is
+    torch's left to right; the default, ``"torch"``, is what torch.einsum would do now.
+    """
+    if isinstance(path, str):
+        path = einsum_path(equation, shapes)
+    operands, output = parse_einsum(equation, shapes)
+    if len(operands) < 2:
         return 0  # a permutation, diagonal or reduction: no products
+    outputs = set(output)
+    remaining: dict[str, int] = {}
+    for sizes in operands:
+        for label, size in sizes.items():
+            if label not in outputs:
+                remaining[label] = remaining.get(label, 0) + (size != 1)
     total = 0
-    current = set(subscripts[0])
-    for position in range(1, len(subscripts)):
-        other = set(subscripts[position])
-        later = set(rhs).union(*[set(s) for s in subscripts[position + 1:]])
-        # Indices of one side only that nobody needs later are summed out first, for free.
-        left = {i for i in current if i in other or i in later}
-        right = {i for i in other if i in current or i in later}
-        iterated = left | right
-        total += 2 * math.prod(sizes[i] for i in iterated)
-        current = {i for i in iterated if i in later}
+    for step in range(len(operands) - 1):
+        i, j = sorted(path[step]) if path is not None else (0, 1)
+        a, b = operands[i], operands[j]
+        del operands[j], operands[i]
+        flops, result = _contract_pair(a, b, remaining)
+        total += flops
+        if path is not None:
+            operands.append(result)
+        else:
+            operands.insert(0, result)
     return total

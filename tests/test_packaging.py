@@ -29,11 +29,13 @@ def test_wheel_ships_rules_inside_fxflops(wheel: Path) -> None:
     rule_modules = sorted(n for n in names if n.startswith("fxflops/rules/") and n.endswith(".py"))
     assert rule_modules == [
         "fxflops/rules/__init__.py",
+        "fxflops/rules/aten.py",
         "fxflops/rules/attention.py",
         "fxflops/rules/by_convention.py",
         "fxflops/rules/conv.py",
         "fxflops/rules/linear.py",
         "fxflops/rules/recurrent.py",
+        "fxflops/rules/third_party.py",
         "fxflops/rules/zero.py",
     ]
     assert not [n for n in names if n.startswith("rules/")]
