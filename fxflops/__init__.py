@@ -39,6 +39,7 @@ _EXPORTS = {
     "Crosscheck": "fxflops.crosscheck",
     "format_flops": "fxflops.units",
     "parse_flops": "fxflops.units",
+    "FlopValueError": "fxflops.units",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -73,4 +74,4 @@ if TYPE_CHECKING:
     )
     from fxflops.registry import DEFAULT_REGISTRY, RuleEntry, RuleRegistry, rule, rule_of, zero
     from fxflops.report import FlopReport, NodeRecord
-    from fxflops.units import format_flops, parse_flops
+    from fxflops.units import FlopValueError, format_flops, parse_flops

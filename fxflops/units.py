@@ -44,7 +44,10 @@ _BINARY_RE = re.compile(rf"\s*{_NUMBER}\s*[kmgtpe]i(?:flops?|macs?|b)?\s*", re.I
 # allocate a huge integer.
 _MAX_ADJUSTED_EXPONENT = 30
 
-_EXPECTED = 'expected a number with an optional SI prefix (K, M, G, T, P) and unit, e.g. "40 GFLOPs", "200 KFLOPs", "1.5e9" or 40000000000'
+_EXPECTED = (
+    "expected a number with an optional SI prefix (K, M, G, T, P) and unit, "
+    'e.g. "40 GFLOPs", "200 KFLOPs", "1.5e9" or 40000000000'
+)
 
 
 class FlopValueError(FxFlopsError, ValueError):
@@ -119,14 +122,18 @@ def parse_flops(value: str | int | float) -> int:
             raise FlopValueError(f"invalid FLOP count {_quote(value)}: not a whole number of FLOPs")
         return _non_negative(int(value), value)
     if not isinstance(value, str):
-        raise FlopValueError(f"invalid FLOP count {_quote(value)} of type {type(value).__name__}: {_EXPECTED}")
+        raise FlopValueError(
+            f"invalid FLOP count {_quote(value)} of type {type(value).__name__}: {_EXPECTED}"
+        )
 
     match = _BUDGET_RE.fullmatch(value)
     if match is None:
         raise FlopValueError(_explain_rejection(value))
     amount = _scaled(match["number"], match["prefix"], value)
     if amount.adjusted() > _MAX_ADJUSTED_EXPONENT:
-        raise FlopValueError(f"invalid FLOP count {_quote(value)}: too large (above 10^{_MAX_ADJUSTED_EXPONENT})")
+        raise FlopValueError(
+            f"invalid FLOP count {_quote(value)}: too large (above 10^{_MAX_ADJUSTED_EXPONENT})"
+        )
     if amount != amount.to_integral_value():
         raise FlopValueError(f"invalid FLOP count {_quote(value)}: not a whole number of FLOPs")
     return _non_negative(int(amount), value)
