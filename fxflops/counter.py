@@ -13,6 +13,7 @@ import operator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 from torch.utils._pytree import tree_leaves
 
@@ -94,10 +95,21 @@ class FlopCounter(fx.Interpreter):
         # "" names the root itself: a model that is a leaf is a one-node graph (tracing.py).
         return self.module if target == "" else super().fetch_attr(target)
 
+    def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if (target in SAME_SHAPE_FUNCTIONS and args and isinstance(args[0], torch.Tensor)
+                and kwargs.get("dtype") is None and len(args) < 4):
+            return _same_shape(args[0])
+        return super().call_function(target, args, kwargs)
+
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         module = self.fetch_attr(target)
         for param in module.parameters():
             self.used_parameters[id(param)] = param
+        if isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and isinstance(args[0], torch.Tensor):
+            return _same_shape(args[0])
+        fast = _fast_output(module, args, kwargs)
+        if fast is not None:
+            return fast
         clone = self._meta_modules.get(id(module))
         if clone is None:
             clone = self._meta_modules[id(module)] = meta_clone(module, self._meta_cache)
@@ -182,6 +194,64 @@ class FlopCounter(fx.Interpreter):
             raise RuleError(_node_error(ctx.node, f"the rule {entry.name} returned {flops} FLOPs",
                                         "FLOPs cannot be negative"))
         return int(flops)
+
+
+#: Leaf modules whose output has their input's shape and dtype: their output is made directly
+#: instead of running them on meta tensors, where their decompositions cost most of a count.
+SAME_SHAPE_MODULES: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm, nn.GroupNorm,
+    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.RMSNorm, nn.LocalResponseNorm,
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
+    nn.LogSigmoid, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Softmax, nn.LogSoftmax, nn.Softmin,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity,
+)
+SAME_SHAPE_FUNCTIONS = frozenset({
+    F.layer_norm, F.batch_norm, F.group_norm, F.instance_norm, F.rms_norm, F.relu, F.relu6, F.gelu,
+    F.silu, F.mish, F.sigmoid, F.tanh, F.hardswish, F.hardsigmoid, F.leaky_relu, F.elu, F.softplus,
+    F.dropout, torch.relu, torch.sigmoid, torch.tanh, F.softmax, F.log_softmax,
+})
+
+
+def _same_shape(tensor: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(tensor, device="meta")
+
+
+def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The output of common leaves computed from shapes alone, or ``None`` to run the module.
+
+    Running ``nn.Linear`` and ``nn.MultiheadAttention`` on meta tensors goes through Python
+    decompositions and costs most of a transformer's count; their output shapes are simple.
+    """
+    if type(module) is nn.Linear and len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor):
+        x = args[0]
+        if x.dim() >= 1 and x.shape[-1] == module.in_features and x.dtype == module.weight.dtype:
+            return torch.empty((*x.shape[:-1], module.out_features), dtype=x.dtype, device="meta")
+    if type(module) is nn.MultiheadAttention:
+        return _mha_output(module, args, kwargs)
+    return None
+
+
+_MHA_ARGS = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights",
+             "is_causal")
+
+
+def _mha_output(module: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    bound = dict(zip(_MHA_ARGS, args))
+    bound.update(kwargs)
+    query, key = bound.get("query"), bound.get("key")
+    if not isinstance(query, torch.Tensor) or not isinstance(key, torch.Tensor) or query.dim() not in (2, 3):
+        return None
+    output = torch.empty((*query.shape[:-1], module.embed_dim), dtype=query.dtype, device="meta")
+    if not bound.get("need_weights", True):
+        return output, None
+    batched = query.dim() == 3
+    length = query.shape[1 if module.batch_first else 0] if batched else query.shape[0]
+    source = key.shape[1 if module.batch_first else 0] if batched else key.shape[0]
+    source += (1 if module.bias_k is not None else 0) + (1 if module.add_zero_attn else 0)
+    heads = () if bound.get("average_attn_weights", True) else (module.num_heads,)
+    batch = (query.shape[0 if module.batch_first else 1],) if batched else ()
+    return output, torch.empty((*batch, *heads, length, source), dtype=query.dtype, device="meta")
 
 
 def _zero_python_values(ctx: NodeContext) -> int:

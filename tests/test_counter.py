@@ -364,3 +364,26 @@ def test_str_is_one_line(vit_b_16: nn.Module) -> None:
     assert str(report) == (
         "VisionTransformer: 35.13 GFLOPs (35,126,906,880 FLOPs, convention 'default'), 86,192,640 params"
     )
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("need_weights,average", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("batched", [True, False])
+def test_fast_attention_output_shapes_match_running_it(batch_first: bool, need_weights: bool, average: bool,
+                                                        batched: bool) -> None:
+    from fxflops.counter import _fast_output
+
+    with torch.device("meta"):
+        mha = nn.MultiheadAttention(16, 4, batch_first=batch_first, kdim=8, vdim=12, add_bias_kv=True)
+    q = meta(2, 5, 16) if batched else meta(5, 16)
+    k = meta(2, 7, 8) if batched else meta(7, 8)
+    v = meta(2, 7, 12) if batched else meta(7, 12)
+    if not batch_first and batched:
+        q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
+    kwargs = {"need_weights": need_weights, "average_attn_weights": average}
+    expected = mha(q, k, v, **kwargs)
+    fast = _fast_output(mha, (q, k, v), kwargs)
+    assert fast[0].shape == expected[0].shape
+    assert (fast[1] is None) == (expected[1] is None)
+    if expected[1] is not None:
+        assert fast[1].shape == expected[1].shape
