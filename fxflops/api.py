@@ -111,10 +111,10 @@ def count(
                      "symbolic sizes (dynamic=...) are counted through torch.export" if dynamic else
                      "torch.fx could not trace the top level"}
     else:
-        counter = FlopCounter(traced, registry, resolved, causal=causal)
+        counter = FlopCounter(traced, registry, resolved, causal=causal, function_fallback=trace == "auto")
         records = counter.count()
         params = sum(p.numel() for p in counter.used_parameters.values())
-        fallbacks = dict(traced.fallbacks)
+        fallbacks = {**traced.fallbacks, **counter.fallbacks}
     report = FlopReport(
         model=type(model).__name__ + ("" if method == "forward" else f".{method}"),
         nodes=records,
@@ -126,6 +126,10 @@ def count(
         fallbacks=fallbacks,
         versions=_versions(),
     )
+    if dynamic:
+        from fxflops.symbolic import check_polynomial
+
+        check_polynomial(report.total, program, symbols)
     if strict and report.uncounted:
         raise UncountedOpError(uncounted_message(report.uncounted))
     return report

@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import inspect
 import operator
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -33,14 +35,17 @@ class FlopCounter(fx.Interpreter):
     """Run ``traced.graph`` on meta tensors, recording one :class:`NodeRecord` per node."""
 
     def __init__(self, traced: TracedModel, registry: RuleRegistry, convention: Convention,
-                 causal: str = "dense") -> None:
+                 causal: str = "dense", function_fallback: bool = False) -> None:
         super().__init__(traced.root, garbage_collect_values=True, graph=traced.graph)
         self.extra_traceback = False  # our own message names the node and the source line
         self.traced = traced
         self.registry = registry
         self.convention = convention
         self.causal = causal
+        #: trace="auto": count Python functions kept whole by torch.fx.wrap through torch.export.
+        self.function_fallback = function_fallback
         self.records: list[NodeRecord] = []
+        self.fallbacks: dict[str, str] = {}
         self.used_parameters: dict[int, torch.nn.Parameter] = {}
         self._meta_cache: dict[int, torch.Tensor] = {}
         self._meta_modules: dict[int, nn.Module] = {}
@@ -57,6 +62,9 @@ class FlopCounter(fx.Interpreter):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             if n.op == "call_module" and n.target in self.traced.fallbacks:
                 return self._count_through_export(n, args, kwargs)
+            if self.function_fallback and n.op == "call_function" and _is_wrapped_python_function(n.target) \
+                    and self.registry.lookup_function(n.target) is None:
+                return self._count_function_through_export(n, args, kwargs)
             try:
                 # Factory calls inside the graph (torch.arange, torch.zeros) land on meta too.
                 with torch.device("meta"):
@@ -126,6 +134,20 @@ class FlopCounter(fx.Interpreter):
         program = export_module(module, args, kwargs)
         self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target),
                                            causal=self.causal))
+        return exported_outputs(program)
+
+    def _count_function_through_export(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Count a Python function that torch.fx kept whole (``torch.fx.wrap``) and that has no rule,
+        through torch.export of that call alone (trace="auto")."""
+        from fxflops.export import FunctionCall, count_exported, export_module, exported_outputs
+
+        module_path, _ = _module_of(n)
+        name = getattr(n.target, "__name__", "function")
+        program = export_module(FunctionCall(n.target), args, kwargs)
+        records = count_exported(program, self.registry, self.convention, prefix=module_path, causal=self.causal)
+        self.records.extend(replace(r, name=f"{n.name}.{r.name}") for r in records)
+        self.fallbacks[f"{module_path}:{name}" if module_path else name] = (
+            f"{describe_target(n.target)} is kept whole by torch.fx.wrap and has no rule")
         return exported_outputs(program)
 
     # -- counting -----------------------------------------------------------------------------
@@ -260,6 +282,13 @@ def _zero_python_values(ctx: NodeContext) -> int:
 
 
 _PYTHON_VALUE_RULE = RuleEntry(rule=_zero_python_values, category="zero", target=None)
+
+
+def _is_wrapped_python_function(target: Any) -> bool:
+    """A plain Python function outside torch (torch.fx records calls to such functions only when
+    a library wrapped them with ``torch.fx.wrap``)."""
+    module = getattr(target, "__module__", "") or ""
+    return inspect.isfunction(target) and not module.startswith(("torch.", "fxflops.")) and module != "torch"
 
 
 def _has_tensor(*values: Any) -> bool:

@@ -32,6 +32,17 @@ _FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 _INTERNAL = re.compile(r"[/\\](torch|fxflops|transformers[/\\]utils)[/\\]|<")
 
 
+class FunctionCall(nn.Module):
+    """A module whose forward calls one function: torch.export exports modules only."""
+
+    def __init__(self, function: Any) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+
 class _MethodCall(nn.Module):
     """Exports ``model.<method>`` (torch.export only exports ``forward``); its child is ``model``."""
 

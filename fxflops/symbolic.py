@@ -123,6 +123,24 @@ def _placeholder_for(key: int | str, user_inputs: list[str], n_positional: int,
     return user_inputs[n_positional + kw_names.index(key)]
 
 
+def check_polynomial(total: Count, program: torch.export.ExportedProgram,
+                     symbols: Mapping[sympy.Symbol, sympy.Symbol]) -> None:
+    """Raise :class:`NotPolynomialError` when ``total`` is not a polynomial in the user's symbols
+    (floor divisions, branches: the model's cost changes form with the size)."""
+    if isinstance(total, int) or total.is_polynomial(*symbols.values()):
+        return
+    ranges = []
+    for torch_symbol, user_symbol in symbols.items():
+        bounds = program.range_constraints.get(torch_symbol)
+        if bounds is not None:
+            ranges.append(f"{user_symbol} in [{bounds.lower}, {bounds.upper}]")
+    where = f" (and torch.export only found it valid for {', '.join(ranges)})" if ranges else ""
+    raise NotPolynomialError(
+        f"the cost is not a polynomial in {', '.join(str(s) for s in symbols.values())}: it came out as "
+        f"{total}{where}; the model divides, branches or loops on the size, so count at concrete sizes instead"
+    )
+
+
 def to_count(value: Any, symbols: Mapping[sympy.Symbol, sympy.Symbol]) -> Count:
     """A rule's result as an int, or as a sympy polynomial in the user's symbols."""
     if isinstance(value, torch.SymInt):

@@ -1,0 +1,119 @@
+"""trace="auto" and trace="export": models torch.fx cannot follow are still counted exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import fxflops
+from fxflops import TraceError
+
+
+def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+class SizeGate(nn.Module):
+    """Branches on a size: torch.fx cannot trace it, but it runs (and exports) fine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.small = nn.Linear(16, 32)
+        self.large = nn.Linear(16, 64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 2:
+            return self.large(x)[..., :32] * 2
+        return self.small(x)
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(8, 16)
+        self.gate = SizeGate()
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.gate(self.stem(x)))
+
+
+def test_auto_counts_the_untraceable_submodule_through_export() -> None:
+    report = fxflops.count(Net(), meta(4, 8))
+    # stem 2*4*8*16 = 1,024; gate takes the large branch at batch 4: 2*4*16*64 = 8,192; head 2*4*32*4 = 1,024
+    assert report.total == 10_240
+    assert report.trace == "auto"
+    assert list(report.fallbacks) == ["gate"]
+    assert "control flow" in report.fallbacks["gate"]
+    # the rest keeps its readable torch-level nodes; the fallback's nodes are aten-level
+    by_module = {r.module: r for r in report.nodes if r.flops}
+    assert by_module["stem"].op == "call_module" and by_module["stem"].target == "torch.nn.Linear"
+    assert by_module["gate.large"].target == "aten.linear.default"
+    assert report.by_module(depth=1) == {"": 10_240, "gate": 8_192, "head": 1_024, "stem": 1_024}
+
+
+def test_auto_follows_the_branch_the_inputs_take() -> None:
+    report = fxflops.count(Net(), meta(2, 8))
+    # batch 2 takes the small branch: 2*2*8*16 + 2*2*16*32 + 2*2*32*4 = 512 + 2,048 + 512
+    assert report.total == 3_072
+
+
+def test_symbolic_mode_refuses_and_names_the_module() -> None:
+    with pytest.raises(TraceError, match=r"in module 'gate'.*control flow(.|\n)*hint: count with trace='auto'"):
+        fxflops.count(Net(), meta(4, 8), trace="symbolic")
+
+
+def test_export_mode_counts_the_whole_model_at_aten_level() -> None:
+    report = fxflops.count(Net(), meta(4, 8), trace="export")
+    # same arithmetic as above: 1,024 + 8,192 + 1,024
+    assert report.total == 10_240
+    assert report.trace == "export" and report.fallbacks == {"": "trace='export' was requested"}
+    assert {r.module for r in report.nodes if r.flops} == {"stem", "gate.large", "head"}
+
+
+class DictOutput(nn.Module):
+    """Keyword inputs and a non-tensor output, as Hugging Face models have."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, *, use_cache: bool = True, scale: torch.Tensor | None = None) -> dict:
+        out = self.proj(x)
+        if scale is not None:
+            out = out @ scale
+        return {"out": out, "cache": (out,) if use_cache else None}
+
+
+def test_dict_outputs_and_keyword_inputs() -> None:
+    report = fxflops.count(DictOutput(), meta(3, 8), kwargs={"use_cache": False, "scale": meta(8, 8)})
+    # proj 2*3*8*8 = 384; (3,8)@(8,8) = 384
+    assert report.total == 768
+    exported = fxflops.count(DictOutput(), meta(3, 8), kwargs={"use_cache": False, "scale": meta(8, 8)},
+                             trace="export")
+    assert exported.total == 768
+
+
+def test_value_dependent_branches_give_a_clear_error() -> None:
+    class ValueGate(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.sum() > 0:  # needs the data: neither fx nor fake tensors can decide it
+                return x @ x.T
+            return x
+
+    with pytest.raises(TraceError, match="torch.export could not capture ValueGate(.|\n)*hint:"):
+        fxflops.count(ValueGate(), meta(4, 4))
+
+
+def test_hugging_face_gpt2_through_export() -> None:
+    transformers = pytest.importorskip("transformers")
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2")).eval()
+    report = fxflops.count(model, meta(1, 128, dtype=torch.long), kwargs={"use_cache": False})
+    # 247,064,064 * 128 (linear) + 36,864 * 128**2 (attention), see test_zoo_models
+    assert report.total == 32_228_179_968
+    assert report.fallbacks == {"": "torch.fx could not trace the top level"}
+    # lm_head: 2 * 128 * 768 * 50,257
+    assert report.by_module(depth=1)["lm_head"] == 9_880_928_256
+    assert report.uncounted == []
