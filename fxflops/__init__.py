@@ -36,6 +36,8 @@ _EXPORTS = {
     "FlopBudgetError": "fxflops.errors",
     "assert_flops": "fxflops.budget",
     "crosscheck": "fxflops.crosscheck",
+    "mfu": "fxflops.mfu",
+    "PEAK_FLOPS": "fxflops.mfu",
     "Crosscheck": "fxflops.crosscheck",
     "format_flops": "fxflops.units",
     "parse_flops": "fxflops.units",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from fxflops.context import NodeContext
     from fxflops.crosscheck import Crosscheck, crosscheck
     from fxflops.convention import Convention
+    from fxflops.mfu import PEAK_FLOPS, mfu
     from fxflops.errors import (
         FlopBudgetError,
         FxFlopsError,

@@ -33,6 +33,7 @@ def count(
     trace: str = "auto",
     causal: str = "dense",
     dynamic: Mapping[int | str, Mapping[int, str]] | None = None,
+    backward: bool = False,
 ) -> FlopReport:
     """Count the FLOPs of ``model.<method>(*inputs, **kwargs)`` without running it.
 
@@ -60,6 +61,10 @@ def count(
             positional index or a keyword-input name, e.g. ``{0: {1: "L"}}``. Counts become sympy
             polynomials in those names (``report.formula()``, ``report.evaluate(L=128)``). Symbolic
             counts always go through torch.export, which carries symbolic sizes.
+        backward: also count the backward pass, analytically from the forward graph
+            (:mod:`fxflops.backward`): input gradients only for inputs that require grad, weight
+            gradients only for trainable parameters. ``report.forward``/``report.backward`` split
+            the total; node records carry both.
 
     Returns:
         A :class:`~fxflops.FlopReport`.
@@ -101,17 +106,18 @@ def count(
         traced = trace_model(model, inputs, kwargs, registry=registry, method=method, leaf_modules=leaf_modules,
                              allow_fallback=trace == "auto")
     if traced is None:
-        program = export_module(model, inputs, kwargs, method=method, dynamic_shapes=dynamic_shapes)
+        program = export_module(model, inputs, kwargs, method=method, dynamic_shapes=dynamic_shapes, grad=backward)
         if dynamic:
             symbols = symbol_map(program, marked, n_positional)
         records = count_exported(program, registry, resolved, strip="" if method == "forward" else "model",
-                                 causal=causal, symbols=symbols)
+                                 causal=causal, symbols=symbols, backward=backward)
         params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
         fallbacks = {"": "trace='export' was requested" if trace == "export" else
                      "symbolic sizes (dynamic=...) are counted through torch.export" if dynamic else
                      "torch.fx could not trace the top level"}
     else:
-        counter = FlopCounter(traced, registry, resolved, causal=causal, function_fallback=trace == "auto")
+        counter = FlopCounter(traced, registry, resolved, causal=causal, function_fallback=trace == "auto",
+                              backward=backward)
         records = counter.count()
         params = sum(p.numel() for p in counter.used_parameters.values())
         fallbacks = {**traced.fallbacks, **counter.fallbacks}
@@ -122,6 +128,7 @@ def count(
         convention=resolved.name,
         convention_description=resolved.describe(),
         causal=causal,
+        includes_backward=backward,
         trace="export" if traced is None else ("auto" if fallbacks else "symbolic"),
         fallbacks=fallbacks,
         versions=_versions(),

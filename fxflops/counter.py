@@ -35,7 +35,7 @@ class FlopCounter(fx.Interpreter):
     """Run ``traced.graph`` on meta tensors, recording one :class:`NodeRecord` per node."""
 
     def __init__(self, traced: TracedModel, registry: RuleRegistry, convention: Convention,
-                 causal: str = "dense", function_fallback: bool = False) -> None:
+                 causal: str = "dense", function_fallback: bool = False, backward: bool = False) -> None:
         super().__init__(traced.root, garbage_collect_values=True, graph=traced.graph)
         self.extra_traceback = False  # our own message names the node and the source line
         self.traced = traced
@@ -44,6 +44,8 @@ class FlopCounter(fx.Interpreter):
         self.causal = causal
         #: trace="auto": count Python functions kept whole by torch.fx.wrap through torch.export.
         self.function_fallback = function_fallback
+        #: count(backward=True): also count each node's backward pass.
+        self.backward = backward
         self.records: list[NodeRecord] = []
         self.fallbacks: dict[str, str] = {}
         self.used_parameters: dict[int, torch.nn.Parameter] = {}
@@ -52,7 +54,10 @@ class FlopCounter(fx.Interpreter):
 
     def count(self) -> list[NodeRecord]:
         """Run the graph; return the node records."""
-        self.run(*[None for n in self.graph.nodes if n.op == "placeholder"], enable_io_processing=False)
+        # Backward counts read requires_grad from the meta values, which autograd sets only with
+        # grad enabled; forward counts need no autograd bookkeeping at all.
+        with torch.set_grad_enabled(self.backward):
+            self.run(*[None for n in self.graph.nodes if n.op == "placeholder"], enable_io_processing=False)
         return self.records
 
     # -- node handlers ------------------------------------------------------------------------
@@ -106,7 +111,7 @@ class FlopCounter(fx.Interpreter):
     def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if (target in SAME_SHAPE_FUNCTIONS and args and isinstance(args[0], torch.Tensor)
                 and kwargs.get("dtype") is None and len(args) < 4):
-            return _same_shape(args[0])
+            return _same_shape(args[0], _needs_grad(args, kwargs))
         return super().call_function(target, args, kwargs)
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -114,7 +119,7 @@ class FlopCounter(fx.Interpreter):
         for param in module.parameters():
             self.used_parameters[id(param)] = param
         if isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and isinstance(args[0], torch.Tensor):
-            return _same_shape(args[0])
+            return _same_shape(args[0], _needs_grad(args, module))
         fast = _fast_output(module, args, kwargs)
         if fast is not None:
             return fast
@@ -131,9 +136,9 @@ class FlopCounter(fx.Interpreter):
         module = self.fetch_attr(n.target)
         for param in module.parameters():
             self.used_parameters[id(param)] = param
-        program = export_module(module, args, kwargs)
+        program = export_module(module, args, kwargs, grad=self.backward)
         self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target),
-                                           causal=self.causal))
+                                           causal=self.causal, backward=self.backward))
         return exported_outputs(program)
 
     def _count_function_through_export(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -143,8 +148,9 @@ class FlopCounter(fx.Interpreter):
 
         module_path, _ = _module_of(n)
         name = getattr(n.target, "__name__", "function")
-        program = export_module(FunctionCall(n.target), args, kwargs)
-        records = count_exported(program, self.registry, self.convention, prefix=module_path, causal=self.causal)
+        program = export_module(FunctionCall(n.target), args, kwargs, grad=self.backward)
+        records = count_exported(program, self.registry, self.convention, prefix=module_path, causal=self.causal,
+                                 backward=self.backward)
         self.records.extend(replace(r, name=f"{n.name}.{r.name}") for r in records)
         self.fallbacks[f"{module_path}:{name}" if module_path else name] = (
             f"{describe_target(n.target)} is kept whole by torch.fx.wrap and has no rule")
@@ -167,6 +173,7 @@ class FlopCounter(fx.Interpreter):
         entry: RuleEntry | None = None
         module: nn.Module | None = None
         flops = 0
+        backward = 0
         macs: int | None = None
         if n.op == "get_attr":
             entry = None
@@ -179,9 +186,15 @@ class FlopCounter(fx.Interpreter):
                                   convention=self.convention, causal=self.causal)
                 flops = self._apply(entry, ctx, module_path)
                 macs = ctx.macs
+                if self.backward:
+                    from fxflops.backward import backward_flops
+
+                    backward = backward_flops(entry, ctx, flops)
         category = entry.category if entry is not None else None
         if macs is None:
             macs = flops // 2 if category in MATMUL_CLASS else 0
+        if category in MATMUL_CLASS:
+            macs += backward // 2
         return NodeRecord(
             name=n.name,
             op=n.op,
@@ -195,6 +208,7 @@ class FlopCounter(fx.Interpreter):
             rule=entry.name if entry is not None else ("structural" if n.op in _STRUCTURAL_OPS else None),
             category=category if n.op not in _STRUCTURAL_OPS else "zero",
             source=source_line(n),
+            backward_flops=backward,
         )
 
     def _apply(self, entry: RuleEntry, ctx: NodeContext, module_path: str) -> int:
@@ -235,8 +249,21 @@ SAME_SHAPE_FUNCTIONS = frozenset({
 })
 
 
-def _same_shape(tensor: torch.Tensor) -> torch.Tensor:
-    return torch.empty_like(tensor, device="meta")
+def _needs_grad(args: Any, extra: Any = None) -> bool:
+    """Whether autograd would record an op on ``args`` (and a module's parameters): the outputs
+    then require grad, which backward counts (count(backward=True)) read."""
+    if not torch.is_grad_enabled():
+        return False
+    if isinstance(extra, nn.Module):
+        if any(p.requires_grad for p in extra.parameters()):
+            return True
+        extra = None
+    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in tree_leaves((args, extra)))
+
+
+def _same_shape(tensor: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
+    out = torch.empty_like(tensor, device="meta")
+    return out.requires_grad_(True) if requires_grad and out.is_floating_point() else out
 
 
 def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -248,7 +275,8 @@ def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
     if type(module) is nn.Linear and len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor):
         x = args[0]
         if x.dim() >= 1 and x.shape[-1] == module.in_features and x.dtype == module.weight.dtype:
-            return torch.empty((*x.shape[:-1], module.out_features), dtype=x.dtype, device="meta")
+            out = torch.empty((*x.shape[:-1], module.out_features), dtype=x.dtype, device="meta")
+            return out.requires_grad_(True) if _needs_grad(args, module) and out.is_floating_point() else out
     if type(module) is nn.MultiheadAttention:
         return _mha_output(module, args, kwargs)
     return None
@@ -265,6 +293,8 @@ def _mha_output(module: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: di
     if not isinstance(query, torch.Tensor) or not isinstance(key, torch.Tensor) or query.dim() not in (2, 3):
         return None
     output = torch.empty((*query.shape[:-1], module.embed_dim), dtype=query.dtype, device="meta")
+    grad = _needs_grad((query, key, bound.get("value")), module) and output.is_floating_point()
+    output.requires_grad_(grad)
     if not bound.get("need_weights", True):
         return output, None
     batched = query.dim() == 3
@@ -273,7 +303,8 @@ def _mha_output(module: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: di
     source += (1 if module.bias_k is not None else 0) + (1 if module.add_zero_attn else 0)
     heads = () if bound.get("average_attn_weights", True) else (module.num_heads,)
     batch = (query.shape[0 if module.batch_first else 1],) if batched else ()
-    return output, torch.empty((*batch, *heads, length, source), dtype=query.dtype, device="meta")
+    weights = torch.empty((*batch, *heads, length, source), dtype=query.dtype, device="meta")
+    return output, weights.requires_grad_(grad)
 
 
 def _zero_python_values(ctx: NodeContext) -> int:

@@ -57,7 +57,7 @@ class _MethodCall(nn.Module):
 
 def export_module(
     module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any], method: str = "forward",
-    dynamic_shapes: Any = None,
+    dynamic_shapes: Any = None, grad: bool = False,
 ) -> torch.export.ExportedProgram:
     """``torch.export.export(strict=False)`` of a meta clone of ``module`` on meta inputs.
 
@@ -70,8 +70,8 @@ def export_module(
     meta_kwargs = to_meta(dict(kwargs), cache)
     target = clone if method == "forward" else _MethodCall(clone, method)
     try:
-        # torch.export restores grad mode, but its fake tensors need no autograd graph at all.
-        with torch.no_grad():
+        # Forward counts need no autograd bookkeeping; backward counts read requires_grad.
+        with torch.set_grad_enabled(grad):
             return torch.export.export(target, meta_args, meta_kwargs, strict=False, dynamic_shapes=dynamic_shapes)
     except Exception as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
@@ -119,6 +119,7 @@ def count_exported(
     strip: str = "",
     causal: str = "dense",
     symbols: Mapping[Any, Any] | None = None,
+    backward: bool = False,
 ) -> list[NodeRecord]:
     """One record per ``call_function`` node of ``program``, module paths under ``prefix``.
 
@@ -129,6 +130,8 @@ def count_exported(
     from fxflops.symbolic import dim_value, half, to_count
 
     symbols = symbols or {}
+    if backward:
+        _propagate_requires_grad(program)
     records: list[NodeRecord] = []
     for node in program.graph_module.graph.nodes:
         if node.op != "call_function":
@@ -145,12 +148,17 @@ def count_exported(
             entry = registry.lookup_function(node.target)
         flops: Any = 0
         macs: Any = None
+        backward_count: Any = 0
         if entry is not None and convention.counts(entry.category):
             ctx = NodeContext(node=node, module=None, args=args, kwargs=kwargs, output=output, convention=convention,
                               causal=causal)
             try:
                 flops = to_count(entry.rule(ctx), symbols)
                 macs = None if ctx.macs is None else to_count(ctx.macs, symbols)
+                if backward:
+                    from fxflops.backward import backward_flops
+
+                    backward_count = to_count(backward_flops(entry, ctx, entry.rule(ctx)), symbols)
             except Exception as e:
                 raise RuleError(
                     f"the rule {entry.name} raised {type(e).__name__}: {e}\n  node: {node.format_node()}\n"
@@ -167,14 +175,41 @@ def count_exported(
                 input_shapes=tuple(tuple(dim_value(d, symbols) for d in s) for s in _shapes((args, kwargs))),
                 output_shapes=tuple(tuple(dim_value(d, symbols) for d in s) for s in _shapes(output)),
                 flops=flops,
-                macs=macs if macs is not None else (
-                    half(flops) if entry is not None and entry.category in MATMUL_CLASS else 0),
+                macs=(macs if macs is not None else (
+                    half(flops) if entry is not None and entry.category in MATMUL_CLASS else 0))
+                + (half(backward_count) if entry is not None and entry.category in MATMUL_CLASS else 0),
                 rule=entry.name if entry is not None else None,
                 category=entry.category if entry is not None else None,
                 source=_source(node),
+                backward_flops=backward_count,
             )
         )
     return records
+
+
+def _propagate_requires_grad(program: torch.export.ExportedProgram) -> None:
+    """Set ``requires_grad`` on the graph's fake values as autograd would: parameters as they
+    are in the model, user inputs as given, and every floating result of an op that has an input
+    requiring grad. torch.export records detached values, which backward rules cannot read."""
+    specs = {spec.arg.name: spec for spec in program.graph_signature.input_specs
+             if hasattr(spec.arg, "name")}
+    state = program.state_dict
+    needs: dict[fx.Node, bool] = {}
+    for node in program.graph_module.graph.nodes:
+        if node.op == "placeholder":
+            spec = specs.get(node.name)
+            kind = spec.kind.name if spec is not None else ""
+            if kind == "PARAMETER":
+                needs[node] = bool(getattr(state.get(spec.target), "requires_grad", True))
+            elif kind == "USER_INPUT":
+                needs[node] = bool(getattr(node.meta.get("val"), "requires_grad", False))
+            else:
+                needs[node] = False
+        else:
+            needs[node] = any(needs.get(arg, False) for arg in node.all_input_nodes)
+        for value in torch.utils._pytree.tree_leaves(node.meta.get("val")):
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.requires_grad != needs[node]:
+                value.requires_grad_(needs[node])
 
 
 def _python_value(ctx: NodeContext) -> int:

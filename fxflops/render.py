@@ -74,7 +74,7 @@ def render_table(report: FlopReport, by: str = "module", depth: int | None = 2, 
         headers = ["node", "op", "target", "module", "output shape", "FLOPs", "rule"]
         rows = [
             [r.name, r.op, r.target, r.module, "x".join(map(str, r.output_shapes[0])) if r.output_shapes else "",
-             _exact(r.flops), (r.rule or "NO RULE").rsplit(".", 1)[-1]]
+             _exact(r.total_flops), (r.rule or "NO RULE").rsplit(".", 1)[-1]]
             for r in report.nodes
             if r.op not in ("placeholder", "output", "get_attr")
         ]

@@ -28,11 +28,12 @@ class NodeRecord:
         module_type: class name of that module.
         input_shapes: shapes of the node's tensor inputs.
         output_shapes: shapes of the node's tensor outputs.
-        flops: FLOPs counted under the report's convention.
-        macs: multiply-accumulates of matmul-class work (``flops // 2``), else 0.
+        flops: forward FLOPs counted under the report's convention.
+        macs: multiply-accumulates of matmul-class work, forward and backward (half their FLOPs).
         rule: importable name of the rule that counted it, ``None`` when no rule matched.
         category: the rule's category (``matmul``, ``norm``, ``zero``, ...), ``None`` without rule.
         source: ``file:line`` of the user code that created the node, when known.
+        backward_flops: FLOPs of this node's backward pass (``count(backward=True)``), else 0.
     """
 
     name: str
@@ -47,6 +48,12 @@ class NodeRecord:
     rule: str | None
     category: str | None
     source: str | None = None
+    backward_flops: Any = 0
+
+    @property
+    def total_flops(self) -> Any:
+        """Forward plus backward FLOPs of this node (backward is 0 unless counted)."""
+        return self.flops + self.backward_flops
 
     @property
     def counted(self) -> bool:
@@ -70,22 +77,36 @@ class FlopReport:
     unit: str = "FLOPs"
     causal: str = "dense"
     trace: str = "symbolic"
+    #: True when the counts include the backward pass (``count(backward=True)``).
+    includes_backward: bool = False
     #: Modules counted through torch.export instead of torch.fx: qualified name -> why.
     fallbacks: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> Any:
-        """Total FLOPs (1 multiply-accumulate = 2 FLOPs); a sympy polynomial for symbolic sizes."""
+        """Total FLOPs (1 multiply-accumulate = 2 FLOPs), forward plus backward when counted;
+        a sympy polynomial for symbolic sizes."""
+        return sum((record.total_flops for record in self.nodes), 0)
+
+    @property
+    def forward(self) -> Any:
+        """FLOPs of the forward pass."""
         return sum((record.flops for record in self.nodes), 0)
+
+    @property
+    def backward(self) -> Any:
+        """FLOPs of the backward pass (0 unless counted with ``backward=True``)."""
+        return sum((record.backward_flops for record in self.nodes), 0)
 
     @property
     def symbols(self) -> list[str]:
         """Names of the size symbols the counts depend on (empty for concrete sizes)."""
         found: set[str] = set()
         for record in self.nodes:
-            if not isinstance(record.flops, int):
-                found.update(str(s) for s in record.flops.free_symbols)
+            for value in (record.flops, record.backward_flops):
+                if not isinstance(value, int):
+                    found.update(str(s) for s in value.free_symbols)
         return sorted(found)
 
     def formula(self) -> str:
@@ -106,6 +127,7 @@ class FlopReport:
 
         nodes = [
             replace(record, flops=evaluate(record.flops, sizes), macs=evaluate(record.macs, sizes),
+                    backward_flops=evaluate(record.backward_flops, sizes),
                     input_shapes=tuple(shape(s) for s in record.input_shapes),
                     output_shapes=tuple(shape(s) for s in record.output_shapes))
             for record in self.nodes
@@ -137,7 +159,7 @@ class FlopReport:
             for level in range(len(parts) + 1):
                 if depth is not None and level > depth:
                     break
-                totals[".".join(parts[:level])] += record.flops
+                totals[".".join(parts[:level])] += record.total_flops
         return dict(sorted(totals.items(), key=lambda item: _module_sort_key(item[0])))
 
     def by_op(self) -> dict[str, int]:
@@ -146,7 +168,7 @@ class FlopReport:
         for record in self.nodes:
             if record.op in ("placeholder", "output", "get_attr"):
                 continue
-            totals[record.target] += record.flops
+            totals[record.target] += record.total_flops
         return dict(sorted(totals.items(), key=lambda item: (-_magnitude(item[1]), item[0])))
 
     def by_category(self) -> dict[str, int]:
@@ -155,13 +177,13 @@ class FlopReport:
         for record in self.nodes:
             if record.op in ("placeholder", "output"):
                 continue
-            totals[record.category or "uncounted"] += record.flops
+            totals[record.category or "uncounted"] += record.total_flops
         return dict(sorted(totals.items(), key=lambda item: (-_magnitude(item[1]), item[0])))
 
     def module(self, name: str) -> int:
         """Inclusive FLOPs of the module called ``name`` (``""`` is the whole model)."""
         prefix = name + "."
-        return sum(r.flops for r in self.nodes if not name or r.module == name or r.module.startswith(prefix))
+        return sum(r.total_flops for r in self.nodes if not name or r.module == name or r.module.startswith(prefix))
 
     def table(self, by: str = "module", depth: int | None = 2, fmt: str = "simple", top: int | None = None) -> str:
         """The report as a text table (tabulate's ``fmt``: simple, github, plain, ...)."""
@@ -178,6 +200,9 @@ class FlopReport:
             "format": FORMAT_VERSION,
             "model": self.model,
             "total": _jsonable(self.total),
+            "forward": _jsonable(self.forward),
+            "backward": _jsonable(self.backward),
+            "includes_backward": self.includes_backward,
             "macs": _jsonable(self.macs),
             "symbols": self.symbols,
             "params": self.params,
@@ -192,7 +217,8 @@ class FlopReport:
             "ops": {k: _jsonable(v) for k, v in self.by_op().items()},
             "categories": {k: _jsonable(v) for k, v in self.by_category().items()},
             "uncounted": [record.name for record in self.uncounted],
-            "nodes": [{**asdict(record), "flops": _jsonable(record.flops), "macs": _jsonable(record.macs)}
+            "nodes": [{**asdict(record), "flops": _jsonable(record.flops), "macs": _jsonable(record.macs),
+                       "backward_flops": _jsonable(record.backward_flops)}
                       for record in self.nodes],
         }
 
@@ -211,6 +237,7 @@ class FlopReport:
                     **record,
                     "flops": _parse(record["flops"]),
                     "macs": _parse(record["macs"]),
+                    "backward_flops": _parse(record.get("backward_flops", 0)),
                     "input_shapes": tuple(tuple(s) for s in record["input_shapes"]),
                     "output_shapes": tuple(tuple(s) for s in record["output_shapes"]),
                 }
@@ -225,6 +252,7 @@ class FlopReport:
             convention_description=data.get("convention_description", ""),
             unit=data.get("unit", "FLOPs"),
             causal=data.get("causal", "dense"),
+            includes_backward=bool(data.get("includes_backward", False)),
             trace=data.get("trace", "symbolic"),
             fallbacks=dict(data.get("fallbacks", {})),
             versions=dict(data.get("versions", {})),

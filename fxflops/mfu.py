@@ -1,0 +1,65 @@
+"""Model FLOPs utilization: achieved FLOP/s over an accelerator's peak.
+
+``mfu(report, throughput, peak)`` with ``report`` counted for one call (usually with
+``backward=True`` for training), ``throughput`` in the units one call processes per second
+(samples or tokens; ``units_per_call`` says how many units one counted call covers), and ``peak``
+in FLOP/s or the name of an accelerator in :data:`PEAK_FLOPS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fxflops.report import FlopReport
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A published dense (no sparsity) peak, in FLOP/s, and where it is published."""
+
+    flops: float
+    dtype: str
+    source: str
+
+
+#: Dense peak throughputs from the vendors' datasheets (sparsity figures are twice these).
+PEAK_FLOPS: dict[str, Peak] = {
+    "a100": Peak(312e12, "bf16", "NVIDIA A100 Tensor Core GPU datasheet (SXM and PCIe): BF16 312 TFLOPS"),
+    "h100-sxm": Peak(989.4e12, "bf16", "NVIDIA H100 Tensor Core GPU datasheet, SXM: BF16 1,979 TFLOPS with sparsity"),
+    "h100-pcie": Peak(756e12, "bf16", "NVIDIA H100 Tensor Core GPU datasheet, PCIe: BF16 1,513 TFLOPS with sparsity"),
+    "h200": Peak(989.4e12, "bf16", "NVIDIA H200 Tensor Core GPU datasheet, SXM: BF16 1,979 TFLOPS with sparsity"),
+    "l4": Peak(121e12, "bf16", "NVIDIA L4 Tensor Core GPU datasheet: BF16 242 TFLOPS with sparsity"),
+    "mi300x": Peak(1307.4e12, "bf16", "AMD Instinct MI300X datasheet: peak BF16 1307.4 TFLOPS (dense)"),
+    "mi250x": Peak(383e12, "bf16", "AMD Instinct MI250X datasheet: peak BF16 383 TFLOPS"),
+    "tpu-v4": Peak(275e12, "bf16", "Google Cloud TPU v4 documentation: 275 TFLOPS peak BF16 per chip"),
+    "tpu-v5e": Peak(197e12, "bf16", "Google Cloud TPU v5e documentation: 197 TFLOPS peak BF16 per chip"),
+    "tpu-v5p": Peak(459e12, "bf16", "Google Cloud TPU v5p documentation: 459 TFLOPS peak BF16 per chip"),
+}
+
+
+def peak_flops(peak: float | str) -> float:
+    """FLOP/s of ``peak``: a number, or an accelerator name from :data:`PEAK_FLOPS`."""
+    if isinstance(peak, str):
+        try:
+            return PEAK_FLOPS[peak.lower()].flops
+        except KeyError:
+            raise ValueError(f"unknown accelerator {peak!r}; known: {', '.join(sorted(PEAK_FLOPS))}") from None
+    if peak <= 0:
+        raise ValueError(f"peak FLOP/s must be positive, got {peak}")
+    return float(peak)
+
+
+def mfu(report: FlopReport, tokens_or_samples_per_second: float, peak: float | str,
+        units_per_call: int = 1) -> float:
+    """Achieved FLOP/s over peak: ``report.total / units_per_call * throughput / peak``.
+
+    >>> # resnet18 trained at 1,200 images/s on one A100: 10,884,440,064 FLOPs per image
+    >>> round(10_884_440_064 * 1200 / 312e12, 4)
+    0.0419
+    """
+    total = report.total
+    if not isinstance(total, int):
+        raise ValueError("evaluate a symbolic report at concrete sizes first: report.evaluate(...)")
+    if units_per_call <= 0:
+        raise ValueError(f"units_per_call must be positive, got {units_per_call}")
+    return total / units_per_call * tokens_or_samples_per_second / peak_flops(peak)

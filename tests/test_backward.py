@@ -1,0 +1,121 @@
+"""Training FLOPs: analytic backward counts from the forward graph, equal to FlopCounterMode
+over a real forward and backward pass (issue 9)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+import fxflops
+from fxflops.shapes import meta_clone, to_meta
+
+
+def torch_forward_backward(model: nn.Module, inputs: tuple, kwargs: dict | None = None) -> int:
+    """FlopCounterMode over forward + backward on fake tensors (math SDPA kernel)."""
+    cache: dict = {}
+    clone = meta_clone(model, cache)
+    args, kw = to_meta(inputs, cache), to_meta(kwargs or {}, cache)
+    counter = FlopCounterMode(display=False)
+    with FakeTensorMode(allow_non_fake_inputs=True), torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), counter:
+        out = clone(*args, **kw)
+        (out.logits if hasattr(out, "logits") else out).sum().backward()
+    return counter.get_total_flops()
+
+
+@pytest.fixture
+def resnet18() -> nn.Module:
+    with torch.device("meta"):
+        return torchvision.models.resnet18()
+
+
+def test_resnet18_with_input_grad_is_three_forwards(resnet18: nn.Module) -> None:
+    x = torch.empty(1, 3, 224, 224, device="meta", requires_grad=True)
+    report = fxflops.count(resnet18, x, backward=True)
+    # forward 3,628,146,688; backward = input grads + weight grads = 2 * forward
+    assert report.forward == 3_628_146_688
+    assert report.backward == 7_256_293_376
+    # torch's own anchor: 10,884,440,064 = 3 * 3,628,146,688
+    assert report.total == 10_884_440_064 == torch_forward_backward(resnet18, (x,))
+    assert report.includes_backward and report.macs == report.total // 2
+
+
+def test_resnet18_without_input_grad(resnet18: nn.Module) -> None:
+    x = torch.empty(1, 3, 224, 224, device="meta")
+    report = fxflops.count(resnet18, x, backward=True)
+    # the stem conv needs no input gradient: 2 * 1*64*3*7*7*112*112 = 236,027,904 saved
+    assert report.total == 10_884_440_064 - 236_027_904 == 10_648_412_160
+    assert report.total == torch_forward_backward(resnet18, (x,))
+
+
+def test_frozen_backbone_drops_weight_gradients(resnet18: nn.Module) -> None:
+    for p in resnet18.parameters():
+        p.requires_grad_(False)
+    for p in resnet18.fc.parameters():
+        p.requires_grad_(True)
+    x = torch.empty(1, 3, 224, 224, device="meta")
+    report = fxflops.count(resnet18, x, backward=True)
+    # only fc trains: forward 3,628,146,688 + its weight gradient 2 * 512 * 1000 = 1,024,000
+    assert report.total == 3_629_170_688 == torch_forward_backward(resnet18, (x,))
+
+
+def test_record_split_and_json() -> None:
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    report = fxflops.count(model, torch.empty(2, 8, device="meta"), backward=True)
+    first, last = report.nodes[0], report.nodes[-1]
+    # first linear: 2*2*8*16 = 512 forward; input needs no grad, so only the weight grad: 512
+    assert (first.flops, first.backward_flops) == (512, 512)
+    # last linear: 2*2*16*4 = 256; input and weight grads: 512
+    assert (last.flops, last.backward_flops) == (256, 512)
+    data = report.to_dict()
+    assert (data["forward"], data["backward"], data["total"]) == (768, 1_024, 1_792)
+
+
+def test_attention_backward_matches_torch() -> None:
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = nn.MultiheadAttention(64, 4, batch_first=True, kdim=32, vdim=48)
+
+        def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            return self.attn(q, k, v, need_weights=False)[0]
+
+    q, k, v = (torch.empty(2, 10, 64, device="meta"), torch.empty(2, 7, 32, device="meta"),
+               torch.empty(2, 7, 48, device="meta"))
+    report = fxflops.count(Block(), (q, k, v), backward=True)
+    # forward: q 2*2*10*64*64 + k 2*2*7*32*64 + v 2*2*7*48*64 + out 2*2*10*64*64
+    #          + scores and values 2 * (2*2*10*7*64)
+    #        = 163,840 + 57,344 + 86,016 + 163,840 + 35,840 = 506,880
+    # backward: projections' weight grads only (inputs need none) 163,840 + 57,344 + 86,016
+    #           + dQ, dK, dV, dP 4 * 17,920 + out_proj input and weight grads 2 * 163,840
+    #         = 307,200 + 71,680 + 327,680 = 706,560; total 506,880 + 706,560
+    assert report.forward == 506_880
+    assert report.total == 1_213_440 == torch_forward_backward(Block(), (q, k, v))
+
+
+def test_gpt2_forward_backward() -> None:
+    transformers = pytest.importorskip("transformers")
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2"))
+    ids = torch.zeros(1, 128, dtype=torch.long, device="meta")
+    report = fxflops.count(model, ids, kwargs={"use_cache": False}, backward=True)
+    # forward 32,228,179,968 (test_fallback.py); token ids need no gradient, so the backward is
+    # 2 * forward: every product has a trainable weight and an activation that requires grad
+    assert report.forward == 32_228_179_968
+    assert report.total == 96_684_539_904 == torch_forward_backward(model, (ids,), {"use_cache": False})
+
+
+def test_mfu() -> None:
+    model = nn.Linear(1000, 1000)
+    report = fxflops.count(model, torch.empty(10, 1000, device="meta"), backward=True)
+    # forward 2*10*1000*1000 = 20,000,000; backward weight grad only (input needs none): 20,000,000
+    assert report.total == 40_000_000
+    # 4,000,000 FLOPs per sample * 1e6 samples/s over an A100's 312e12
+    assert fxflops.mfu(report, 1e6, "a100", units_per_call=10) == pytest.approx(4e6 * 1e6 / 312e12)
+    assert fxflops.mfu(report, 1e6, 312e12, units_per_call=10) == pytest.approx(0.01282, rel=1e-3)
+    with pytest.raises(ValueError, match="unknown accelerator"):
+        fxflops.mfu(report, 1.0, "tpu-v9")
