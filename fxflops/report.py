@@ -291,11 +291,15 @@ def _parse(value: Any) -> Any:
     """The inverse of :func:`_jsonable`: ints stay, strings become sympy expressions."""
     if isinstance(value, (int, float)) or value is None:
         return value
+    import re
+
     import sympy
 
-    expr = sympy.sympify(value)
-    positive = {s: sympy.Symbol(str(s), integer=True, positive=True) for s in expr.free_symbols}
-    return expr.xreplace(positive)
+    # Every bare name is a size symbol, even one sympy would read as its own (S, N, E, I, Q, O);
+    # names followed by "(" are functions (Min, floor).
+    names = set(re.findall(r"\b([A-Za-z_]\w*)\b(?!\s*\()", value))
+    symbols = {name: sympy.Symbol(name, integer=True, positive=True) for name in names}
+    return sympy.sympify(value, locals=symbols)
 
 
 def _module_sort_key(name: str) -> tuple[Any, ...]:

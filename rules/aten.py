@@ -4,8 +4,9 @@ Most aten operators take the same arguments, in the same positions, as their tor
 functions, so they reuse the torch-level rules (``aten.linear`` -> ``linear_flops``). Operators
 that exist only at the aten level (fused attention kernels with other layouts, the fused
 ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` fast paths, the recurrent ops that
-take a flat list of weights) have their own rules here, with the same convention: 2 FLOPs per
-multiply-accumulate, bias adds not counted, attention dense.
+take a flat list of weights) have their own rules here, with the same conventions: 2 FLOPs per
+multiply-accumulate; bias adds, softmax and the rest only under a convention that counts them;
+causal attention dense unless ``causal="exact"`` and the op takes a causal flag.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ import torch
 from fxflops.context import NodeContext
 from fxflops.registry import DEFAULT_REGISTRY, Rule, zero
 
-from .attention import mha_cost, scaled_dot_product_attention_flops, sdpa_cost
+from .attention import _mha, _mha_extras, bshd_attention_flops, scaled_dot_product_attention_flops
 from .by_convention import (
+    ACTIVATION_PER_ELEMENT,
+    BIAS_PER_ELEMENT,
+    ELEMENTWISE_PER_ELEMENT,
+    NORM_STATISTICS_PER_ELEMENT,
     activation_flops,
     elementwise_flops,
     interpolation_flops,
+    named_arg,
     norm_flops,
     pooling_flops,
     reduction_flops,
@@ -74,45 +80,56 @@ _register("attention", scaled_dot_product_attention_flops, "scaled_dot_product_a
           "_scaled_dot_product_attention_math_for_mps")
 
 
-def _bshd_attention_flops(ctx: NodeContext) -> int:
-    """``_flash_attention_forward`` / ``_efficient_attention_forward``: q, k, v are (B, S, H, D).
-
-    Same cost as SDPA, ``2 * B * H * L * S * (E + Ev)``, read from the batch-sequence-head layout.
-    With variable-length batches (``cum_seq_q`` given) the padded maximum lengths are an upper bound.
-    """
-    q, k, v = ctx.args[0], ctx.args[1], ctx.args[2]
-    b, length, heads, dim = q.shape[-4:] if q.dim() == 4 else (1, *q.shape)
-    source = k.shape[-3]
-    return sdpa_cost((b, heads, length, dim), (b, heads, source, dim), (b, heads, source, v.shape[-1]))
-
-
-_register("attention", _bshd_attention_flops, "_flash_attention_forward", "_efficient_attention_forward")
+_register("attention", bshd_attention_flops, "_flash_attention_forward", "_efficient_attention_forward")
 
 
 def native_multi_head_attention_flops(ctx: NodeContext) -> int:
     """``aten._native_multi_head_attention`` (MHA fast path; (N, L, E) inputs, kdim = vdim = E).
 
-    Projections ``2*N*(2L + 2S)*E*E`` (q, out; k, v) plus the dense core ``4*N*L*S*E``.
+    Projections ``2*N*(2L + 2S)*E*E`` (q, out; k, v) plus the dense core ``4*N*L*S*E``. The op
+    takes its mask as a tensor (no causal flag), so ``causal="exact"`` cannot apply. Under a
+    convention that counts them: projection biases, scaling and softmax (see ``attention``).
     """
     q, k = ctx.args[0], ctx.args[1]
     batch, length, embed = (q.shape if q.dim() == 3 else (1, *q.shape))
     source = k.shape[-2]
-    return mha_cost(batch=batch, target_len=length, source_len=source, embed_dim=embed, kdim=embed, vdim=embed)
+    cost, scores = _mha(batch=batch, target_len=length, source_len=source, embed_dim=embed, kdim=embed,
+                        vdim=embed)
+    mask = named_arg(ctx, "mask", default=None)
+    cost.extra = _mha_extras(ctx.convention, batch=batch, target_len=length, source_len=source,
+                             embed_dim=embed, heads=named_arg(ctx, "num_head", default=1), scores=scores,
+                             float_mask=isinstance(mask, torch.Tensor) and mask.dtype.is_floating_point,
+                             need_weights=bool(named_arg(ctx, "need_weights", default=True)),
+                             averaged=bool(named_arg(ctx, "average_attn_weights", default=True)))
+    return cost.total(ctx)
 
 
 def transformer_encoder_layer_fwd_flops(ctx: NodeContext) -> int:
     """``aten._transformer_encoder_layer_fwd`` (encoder layer fast path; (N, L, E) input).
 
     Self-attention as :func:`native_multi_head_attention_flops` plus the feed-forward
-    ``2*N*L*E*F * 2`` with ``F`` the rows of ``ffn_weight_1``.
+    ``2*N*L*E*F * 2`` with ``F`` the rows of ``ffn_weight_1``. Under a convention that counts
+    them: the biases, the activation, two residual adds and two affine layer norms.
     """
     src = ctx.args[0]
     batch, length, embed = (src.shape if src.dim() == 3 else (1, *src.shape))
     ffn_weight_1 = ctx.tensor("ffn_weight_1", 14)
     hidden = ffn_weight_1.shape[0] if ffn_weight_1 is not None else 0
-    attention = mha_cost(batch=batch, target_len=length, source_len=length, embed_dim=embed,
-                         kdim=embed, vdim=embed)
-    return attention + 2 * 2 * batch * length * embed * hidden
+    cost, scores = _mha(batch=batch, target_len=length, source_len=length, embed_dim=embed, kdim=embed,
+                        vdim=embed)
+    tokens = batch * length
+    cost.matmul += 2 * 2 * tokens * embed * hidden
+    cost.macs += 2 * tokens * embed * hidden
+    mask = named_arg(ctx, "mask", default=None)
+    convention = ctx.convention
+    cost.extra = _mha_extras(convention, batch=batch, target_len=length, source_len=length, embed_dim=embed,
+                             heads=named_arg(ctx, "num_heads", default=1), scores=scores,
+                             float_mask=isinstance(mask, torch.Tensor) and mask.dtype.is_floating_point)
+    cost.extra += convention.charge("bias", BIAS_PER_ELEMENT, tokens * hidden + tokens * embed)
+    cost.extra += convention.charge("activation", ACTIVATION_PER_ELEMENT, tokens * hidden)
+    cost.extra += convention.charge("elementwise", ELEMENTWISE_PER_ELEMENT, 2 * tokens * embed)
+    cost.extra += convention.charge("norm", NORM_STATISTICS_PER_ELEMENT + 2, 2 * tokens * embed)
+    return cost.total(ctx)
 
 
 _register("attention", native_multi_head_attention_flops, "_native_multi_head_attention")
@@ -161,7 +178,7 @@ def recurrent_cell_op_flops(ctx: NodeContext) -> int:
 _register("recurrent", recurrent_op_flops, "lstm", "gru", "rnn_tanh", "rnn_relu")
 _register("recurrent", recurrent_cell_op_flops, "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell")
 
-# -- 0 by convention -----------------------------------------------------------------------------
+# -- counted only by conventions that count their category --------------------------------------
 _register("norm", norm_flops, "layer_norm", "native_layer_norm", "batch_norm", "native_batch_norm",
           "_native_batch_norm_legit", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit_functional",
           "_batch_norm_with_update", "_batch_norm_no_update", "cudnn_batch_norm", "group_norm",

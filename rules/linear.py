@@ -1,4 +1,5 @@
-"""Linear layers and matrix products: 2 FLOPs per multiply-accumulate, bias adds not counted.
+"""Linear layers and matrix products: 2 FLOPs per multiply-accumulate; bias adds counted only
+under a convention that counts the ``bias`` category (``"full"``): 1 FLOP per output element.
 
 For a product whose output has ``numel(out)`` elements, each a dot product of length ``k``, the
 cost is ``2 * numel(out) * k``. This holds with broadcasting on either side, because the
@@ -17,20 +18,46 @@ from torch import nn
 from fxflops.context import NodeContext
 from fxflops.registry import rule
 
+from .by_convention import BIAS_PER_ELEMENT, _tensor_arg, named_arg
+
+
+def with_bias(ctx: NodeContext, macs: int, has_bias: bool) -> int:
+    """``2 * macs`` FLOPs, plus the bias add (1 per output element) when ``has_bias`` and the
+    convention counts ``bias``; ``ctx.macs`` then keeps the MACs of the product alone."""
+    flops = 2 * macs
+    if not has_bias:
+        return flops
+    extra = ctx.convention.charge("bias", BIAS_PER_ELEMENT, ctx.output_numel)
+    if isinstance(extra, int) and extra == 0:
+        return flops
+    ctx.macs = macs
+    return flops + extra
+
+
+def _beta_adds(ctx: NodeContext) -> bool:
+    """addmm-style ops add their ``input`` unless ``beta == 0`` (then torch ignores it)."""
+    return named_arg(ctx, "beta", default=1) != 0
+
 
 @rule(nn.Linear, F.linear, category="matmul")
 def linear_flops(ctx: NodeContext) -> int:
-    """y = x W^T + b: ``2 * numel(y) * in_features``; the bias add is not counted."""
+    """y = x W^T + b: ``2 * numel(y) * in_features``; the bias add, ``numel(y)``, only under a
+    convention that counts ``bias`` (MACs stay ``numel(y) * in_features``)."""
     x = ctx.tensor("input", 0)
     if x is None:
         raise ValueError("linear without a tensor input")
     in_features = x.shape[-1] if x.dim() > 0 else 1
-    return 2 * ctx.output_numel * in_features
+    if ctx.module is not None:
+        has_bias = getattr(ctx.module, "bias", None) is not None
+    else:
+        has_bias = _tensor_arg(ctx, "bias", 2) is not None
+    return with_bias(ctx, ctx.output_numel * in_features, has_bias)
 
 
 @rule(nn.Bilinear, F.bilinear, category="matmul")
 def bilinear_flops(ctx: NodeContext) -> int:
-    """y_k = x1^T A_k x2 + b_k: ``2 * numel(y) * in2 * (in1 + 1)``; the bias add is not counted.
+    """y_k = x1^T A_k x2 + b_k: ``2 * numel(y) * in2 * (in1 + 1)``; the bias add, ``numel(y)``,
+    only under a convention that counts ``bias``.
 
     torch's ``_trilinear`` loops over the output features k: it contracts x1 with A_k
     (``2 * N * in1 * in2``), then that with x2 (``2 * N * in2``).
@@ -38,7 +65,11 @@ def bilinear_flops(ctx: NodeContext) -> int:
     x1, x2 = ctx.tensor("input1", 0), ctx.tensor("input2", 1)
     if x1 is None or x2 is None:
         raise ValueError("bilinear needs two tensor inputs")
-    return 2 * ctx.output_numel * x2.shape[-1] * (x1.shape[-1] + 1)
+    if ctx.module is not None:
+        has_bias = getattr(ctx.module, "bias", None) is not None
+    else:
+        has_bias = _tensor_arg(ctx, "bias", 3) is not None
+    return with_bias(ctx, ctx.output_numel * x2.shape[-1] * (x1.shape[-1] + 1), has_bias)
 
 
 @rule(torch.matmul, operator.matmul, torch.Tensor.matmul, "__matmul__", "__rmatmul__", category="matmul")
@@ -67,24 +98,27 @@ def mm_flops(ctx: NodeContext) -> int:
 
 @rule(torch.addmm, torch.Tensor.addmm, torch.baddbmm, torch.Tensor.baddbmm, category="matmul")
 def addmm_flops(ctx: NodeContext) -> int:
-    """beta * c + alpha * (a @ b): the product only, ``2 * numel(out) * k``; scaling and add free."""
+    """beta * c + alpha * (a @ b): the product, ``2 * numel(out) * k``; the add of ``c`` (a linear
+    layer's bias once lowered to aten) counts ``numel(out)`` under a convention that counts
+    ``bias``; the scalings by alpha and beta are free."""
     a = ctx.tensor("mat1", 1)
     if a is None:
         a = ctx.tensor("batch1", 1)
     if a is None:
         raise ValueError("addmm/baddbmm without matrix operands")
-    return 2 * ctx.output_numel * a.shape[-1]
+    return with_bias(ctx, ctx.output_numel * a.shape[-1], _beta_adds(ctx))
 
 
 @rule(torch.addbmm, torch.Tensor.addbmm, category="matmul")
 def addbmm_flops(ctx: NodeContext) -> int:
-    """c + sum_b a_b @ b_b for (B, n, k) @ (B, k, m): ``2 * B * n * k * m`` (the sum over b free)."""
+    """c + sum_b a_b @ b_b for (B, n, k) @ (B, k, m): ``2 * B * n * k * m`` (the sum over b free);
+    the add of ``c``, ``n * m``, under a convention that counts ``bias``."""
     a = ctx.tensor("batch1", 1)
     b = ctx.tensor("batch2", 2)
     if a is None or b is None:
         raise ValueError("addbmm without batch operands")
     batch, n, k = a.shape
-    return 2 * batch * n * k * b.shape[-1]
+    return with_bias(ctx, batch * n * k * b.shape[-1], _beta_adds(ctx))
 
 
 @rule(torch.mv, torch.Tensor.mv, torch.dot, torch.Tensor.dot, torch.vdot, torch.inner, category="matmul")
