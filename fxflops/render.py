@@ -7,6 +7,7 @@ left changed (torch's ``FlopCounterMode.get_table`` sets it for good).
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,8 @@ def render_table(report: FlopReport, by: str = "module", depth: int | None = 2, 
         raise ValueError(f"cannot group a report by {by!r}; expected one of {', '.join(BY_CHOICES)}")
     if top is not None:
         rows = rows[:top]
+    # tabulate >= 0.10 takes preserve_whitespace per call and ignores the module global.
+    extra = ({"preserve_whitespace": True}
+             if "preserve_whitespace" in inspect.signature(_tabulate.tabulate).parameters else {})
     with _preserve_whitespace():
-        return _tabulate.tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True,
-                                  colalign=None)
+        return _tabulate.tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True, **extra)

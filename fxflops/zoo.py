@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -136,21 +138,54 @@ class ZooFailure:
         return f"{text} ({self.hint})" if self.hint else text
 
 
+_HUB_OFFLINE_VARIABLE = "HF_HUB_OFFLINE"
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Hugging Face Hub offline mode while building zoo models, then the previous mode again.
+
+    Models that need the Hub (OpenCLIP's Hugging Face text towers call ``AutoConfig.from_pretrained``)
+    then fail at once instead of retrying the network for half a minute each. ``huggingface_hub``
+    reads the variable when imported, so its module-level flag is switched too if it is loaded.
+    """
+    previous = os.environ.get(_HUB_OFFLINE_VARIABLE)
+    constants = sys.modules.get("huggingface_hub.constants")
+    previous_flag = getattr(constants, "HF_HUB_OFFLINE", None)
+    os.environ[_HUB_OFFLINE_VARIABLE] = "1"
+    if constants is not None:
+        setattr(constants, "HF_HUB_OFFLINE", True)  # noqa: B010  (a module global, untyped)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_HUB_OFFLINE_VARIABLE, None)
+        else:
+            os.environ[_HUB_OFFLINE_VARIABLE] = previous
+        constants = sys.modules.get("huggingface_hub.constants")
+        if constants is not None:
+            # Imported inside the block, the flag was read as True: put back what the environment says.
+            if previous_flag is None:
+                value = previous or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+                previous_flag = value.upper() in {"1", "ON", "YES", "TRUE"}
+            setattr(constants, "HF_HUB_OFFLINE", previous_flag)  # noqa: B010
+
+
 def open_clip_build_hint(error: BaseException) -> str | None:
     """Why a known kind of OpenCLIP model cannot be built here, or ``None``."""
     text = str(error)
     if "transformers" in text or "huggingface" in text.lower() or "hf_hub" in text:
         # HFTextEncoder calls AutoConfig.from_pretrained(name) even without weights.
-        return "Hugging Face text tower: needs transformers and the Hugging Face Hub even without weights"
+        return ("Hugging Face text tower: needs transformers and the Hugging Face Hub even without weights, "
+                "so it cannot be built offline")
     return None
 
 
 def _count_hint(name: str, error: BaseException) -> str | None:
     from fxflops.errors import TraceError
 
-    if isinstance(error, TraceError) and name.lower().startswith("coca"):
-        # CoCa's text path slices the real attn_mask buffer with a traced sequence length.
-        return "CoCa text tower: symbolic tracing cannot slice its mask buffer with a traced length"
+    if isinstance(error, TraceError):
+        return f"`fxflops count open_clip:{name} --debug` shows why"
     return None
 
 
@@ -166,7 +201,19 @@ def open_clip_profile_row(name: str, exact: bool = False) -> dict[str, Any]:
     inputs the towers are profiled with, so the tower columns are the whole count's ``visual``
     and ``text`` module totals (inclusive), and the towers need not be traced a second time.
     """
-    return _profile_row(name, build_open_clip(name), exact)
+    return _profile_row(name, build_open_clip_offline(name), exact)
+
+
+def build_open_clip_offline(name: str) -> nn.Module:
+    """:func:`build_open_clip` with the Hub offline and weight initialisation skipped on meta.
+
+    The same model (parameters, buffers, shapes, dtypes), built faster and never waiting on the
+    network: see :func:`hub_offline` and :class:`fxflops.metabuild.skip_meta_init`.
+    """
+    from fxflops.metabuild import skip_meta_init
+
+    with hub_offline(), skip_meta_init():
+        return build_open_clip(name)
 
 
 def _profile_row(name: str, model: nn.Module, exact: bool) -> dict[str, Any]:
@@ -180,7 +227,8 @@ def _profile_row(name: str, model: nn.Module, exact: bool) -> dict[str, Any]:
     text_cfg = open_clip.CLIPTextCfg(**cfg.get("text_cfg", {}))
     report = count(model, (inputs.image, inputs.text))
     whole, image, text = report.total, report.module("visual"), report.module("text")
-    params, image_params, text_params = _params(model), _params(model.visual), _params(model.text)
+    towers: tuple[nn.Module, nn.Module] = (model.visual, model.text)  # type: ignore[assignment]
+    params, image_params, text_params = _params(model), _params(towers[0]), _params(towers[1])
     row: dict[str, Any] = {
         "model": name,
         "image_size": inputs.image.shape[-2],
@@ -203,13 +251,31 @@ def _profile_row(name: str, model: nn.Module, exact: bool) -> dict[str, Any]:
 def _profile_one(name: str, exact: bool) -> dict[str, Any] | ZooFailure:
     """A row, or the reason there is none; never raises (it also runs in worker processes)."""
     try:
-        model = build_open_clip(name)
+        model = build_open_clip_offline(name)
     except Exception as e:
         return ZooFailure(name, "build", _one_line(e), open_clip_build_hint(e))
     try:
         return _profile_row(name, model, exact)
     except Exception as e:
         return ZooFailure(name, "count", _one_line(e), _count_hint(name, e))
+
+
+def _fork_is_safe() -> bool:
+    """True when worker processes can be forked from this one.
+
+    A forked worker starts warm: torch, open_clip and every lazily imported part of torch that the
+    first count pulls in are already loaded, where a spawned worker spends seconds loading them
+    again. Forking is unsafe when other threads may hold locks (they are copied mid-use) and with
+    an initialized CUDA context. The only thread allowed besides the main one is tqdm's monitor,
+    started by ``torch.fx.Interpreter``'s disabled progress bar: tqdm is written to survive forks.
+    """
+    import multiprocessing
+    import threading
+
+    if "fork" not in multiprocessing.get_all_start_methods() or torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        return False
+    return all(thread is threading.main_thread() or type(thread).__name__ == "TMonitor"
+               for thread in threading.enumerate())
 
 
 def _init_worker() -> None:
@@ -268,19 +334,34 @@ def open_clip_table(
         for name in names:
             collect(name, _profile_one(name, exact))
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        # "spawn": forking a process that has imported torch (and its thread pools) is unsafe.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(names)), mp_context=context,
-                                 initializer=_init_worker) as pool:
-            futures = {pool.submit(_profile_one, name, exact): name for name in names}
-            try:
-                for future in as_completed(futures):
-                    collect(futures[future], future.result())
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        _profile_in_workers(names, exact, jobs, collect)
     return [result for name in names if isinstance(result := results[name], dict)]
+
+
+def _profile_in_workers(names: list[str], exact: bool, jobs: int,
+                        collect: Callable[[str, dict[str, Any] | ZooFailure], None]) -> None:
+    """Profile ``names`` in ``jobs`` worker processes, passing each result to ``collect``."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # CoCa goes through the slower torch.export capture: start it first, so that no long model is
+    # left running alone at the end while the other workers sit idle.
+    pending = sorted(names, key=lambda name: name.lower().startswith("coca"), reverse=True)
+    if _fork_is_safe():
+        # Warm this process up on one quick model before forking: the workers inherit the warm state.
+        first = next((name for name in pending if not name.lower().startswith("coca")), pending[0])
+        pending.remove(first)
+        collect(first, _profile_one(first, exact))
+    method = "fork" if _fork_is_safe() else "spawn"
+    if not pending:
+        return
+    with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), initializer=_init_worker,
+                             mp_context=multiprocessing.get_context(method)) as pool:
+        futures = {pool.submit(_profile_one, name, exact): name for name in pending}
+        try:
+            for future in as_completed(futures):
+                collect(futures[future], future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

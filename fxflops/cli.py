@@ -1,0 +1,479 @@
+"""The ``fxflops`` command: ``count`` one model, tabulate the OpenCLIP ``zoo``, list the ``rules``.
+
+This module only parses arguments and turns errors into exit codes and messages; models are built
+by :mod:`fxflops.specs`, counted by :func:`fxflops.count`, and printed by :mod:`fxflops.output`.
+
+Exit codes: 0 counted; 1 ``--strict`` and some node had no rule; 2 bad usage, or a model that
+cannot be built or traced. An error is one ``fxflops: error: ...`` line and one ``hint: ...`` line
+on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import NoReturn
+
+from fxflops import __version__
+
+EXIT_OK = 0
+EXIT_UNCOUNTED = 1
+EXIT_ERROR = 2
+
+FORMATS = ("table", "json", "csv", "markdown")
+GROUPINGS = ("module", "op", "node", "category")
+
+EXAMPLES = """\
+examples:
+  fxflops count open_clip:ViT-B-16                     total, module tree, top ops
+  fxflops count open_clip:ViT-B-16 --format json       every node, exact integers
+  fxflops count open_clip:ViT-B-16 --method encode_text
+  fxflops count torchvision:resnet18 --by op --format markdown
+  fxflops count timm:convnext_tiny --depth 1
+  fxflops count mypackage.models:build --input 1x3x224x224 --strict
+  fxflops count path/to/model.py:make --input 1x77:long
+  fxflops count hf:gpt2 --input 1xL:long                  a formula in L
+  fxflops count hf:llama --config num_hidden_layers=2 --backward --mfu 5000 --accelerator h100-sxm
+  fxflops count open_clip:ViT-B-16 --convention full --causal exact
+  fxflops zoo open_clip --format csv > model_profile.csv
+  fxflops zoo open_clip ViT-B-32 RN50
+  fxflops zoo torchvision --format csv
+  fxflops zoo timm 'convnext*'
+  fxflops rules attention
+
+exit codes: 0 counted; 1 --strict and some node had no rule;
+            2 bad usage, or a model that cannot be built or traced
+"""
+
+SPEC_HELP = """\
+the model to count: open_clip:NAME, torchvision:NAME, timm:NAME, hf:MODEL_TYPE (built on the meta
+device, no weights, default inputs from the model's config), package.module:callable or
+path/to/file.py:callable (the callable returns a model or a (model, inputs) pair)"""
+
+
+class UsageError(Exception):
+    """Bad command-line usage (argparse's complaints, re-routed to the one-line error format)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the whole usage block and exits; keep to one line and a hint instead.
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _depth(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid depth {text!r}: expected a whole number >= 0 or 'all'")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a whole number >= 1")
+    return value
+
+
+def _torch_version() -> str:
+    # Read from metadata: `fxflops --version` should answer without importing torch.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fxflops`` argument parser (exposed for docs and shell completion)."""
+    parser = _Parser(
+        prog="fxflops",
+        description="Exact, explained FLOP counts for PyTorch models (1 multiply-accumulate = 2 FLOPs).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"fxflops {__version__} (torch {_torch_version()})")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    count = commands.add_parser(
+        "count", help="count the FLOPs of one model", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Count the FLOPs of one model call without running it "
+                    "(shapes propagate on the meta device).")
+    count.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
+    count.add_argument("--input", "-i", action="append", default=[], metavar="[NAME=]SHAPE[:DTYPE]",
+                       help="one input tensor, e.g. 1x3x224x224 or 1x77:long (dtypes: float, half, bf16, "
+                            "double, long, int, bool, ...); repeat once per positional input; NAME= passes "
+                            "it by keyword; replaces the SPEC's default inputs")
+    count.add_argument("--method", default="forward", metavar="NAME",
+                       help="the method to count (default: forward), e.g. encode_image")
+    count.add_argument("--by", choices=GROUPINGS, default=None,
+                       help="group by module, op, node or category (table default: module tree, then top "
+                            "ops; csv/markdown default: module)")
+    count.add_argument("--depth", type=_depth, default=2, metavar="N",
+                       help="module tree depth, or 'all' (default: 2)")
+    count.add_argument("--top", type=_positive, default=None, metavar="N",
+                       help="show at most N rows of op/node groupings (table default: 10 top ops)")
+    count.add_argument("--format", "-f", choices=FORMATS, default="table",
+                       help="table (default, for people), json (versioned schema, exact integers), csv, "
+                            "markdown")
+    count.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a field of an hf:MODEL_TYPE default config, e.g. num_hidden_layers=2")
+    count.add_argument("--convention", default="default", metavar="NAME",
+                       help="which op categories count: default (matmul-class work, as FlopCounterMode) "
+                            "or full (also norms, activations, softmax, elementwise, ...); see docs/conventions.md")
+    count.add_argument("--causal", choices=("dense", "exact"), default="dense",
+                       help="count causal attention dense (default, as FlopCounterMode) or only the kept scores")
+    count.add_argument("--trace", choices=("auto", "symbolic", "export"), default="auto",
+                       help="torch.fx with a torch.export fallback (auto), torch.fx only, or torch.export only")
+    count.add_argument("--backward", action="store_true",
+                       help="also count the backward pass (training FLOPs)")
+    count.add_argument("--mfu", type=float, default=None, metavar="THROUGHPUT",
+                       help="print model FLOPs utilization at THROUGHPUT samples (or tokens, with "
+                            "--per-call) per second; needs --accelerator")
+    count.add_argument("--accelerator", default=None, metavar="NAME|FLOPS",
+                       help="peak for --mfu: a name (a100, h100-sxm, mi300x, tpu-v5p, ...) or FLOP/s")
+    count.add_argument("--per-call", type=_positive, default=None, metavar="N",
+                       help="samples or tokens one counted call covers, for --mfu (default: the batch size)")
+    count.add_argument("--strict", action="store_true",
+                       help="exit with status 1 if some node had no FLOP rule (listing them)")
+    count.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    count.set_defaults(handler=_count)
+
+    zoo = commands.add_parser(
+        "zoo", help="FLOP and parameter tables of a model family (OpenCLIP's model_profile.csv)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Regenerate OpenCLIP's model profile table offline: towers counted separately, "
+                    "gflops the whole model's forward, batch 1, 2 decimals. Models that cannot be "
+                    "built offline or traced are reported on stderr and skipped. A progress bar is "
+                    "drawn on stderr when it is a terminal.",
+        epilog="examples:\n  fxflops zoo open_clip --format csv > model_profile.csv\n"
+               "  fxflops zoo open_clip ViT-B-16 RN50 --exact\n")
+    zoo.add_argument("family", choices=("open_clip", "torchvision", "timm"),
+                     help="the model family: open_clip (OpenCLIP's profile table), torchvision "
+                          "(every classification model), timm (models matching PATTERN)")
+    zoo.add_argument("names", nargs="*", metavar="NAME",
+                     help="models to profile (default: every name open_clip.list_models() knows)")
+    zoo.add_argument("--format", "-f", choices=("table", "csv", "json", "markdown"), default="table",
+                     help="table (default), csv (OpenCLIP's model_profile.csv columns), json, markdown")
+    zoo.add_argument("--exact", action="store_true",
+                     help="exact integer FLOPs and params instead of GFLOPs and M params to 2 decimals")
+    zoo.add_argument("--jobs", "-j", type=_positive, default=None, metavar="N",
+                     help="worker processes (default: one per core for 8 models or more, else 1)")
+    zoo.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+    zoo.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    zoo.set_defaults(handler=_zoo)
+
+    rules = commands.add_parser(
+        "rules", help="list the registered FLOP rules",
+        description="List every registered FLOP rule: the target it counts, the rule, its category "
+                    "and where it is defined (built-in rules and installed rule packs).",
+        epilog="examples:\n  fxflops rules\n  fxflops rules attention\n  fxflops rules --format json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rules.add_argument("pattern", nargs="?", default=None,
+                       help="only rules whose target, rule or category contains PATTERN")
+    rules.add_argument("--format", "-f", choices=("table", "json", "csv", "markdown"), default="table")
+    rules.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    rules.set_defaults(handler=_rules)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``fxflops`` command with ``argv`` (``sys.argv[1:]`` by default); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        return _fail(str(e), None)
+    except SystemExit as e:  # --help and --version
+        return e.code if isinstance(e.code, int) else EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("fxflops: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if getattr(args, "debug", False):
+            traceback.print_exception(e, file=sys.stderr)
+        message, hint = _describe_error(e)
+        return _fail(message, hint)
+
+
+@contextlib.contextmanager
+def _quiet(debug: bool) -> Iterator[None]:
+    """Keep torch's chatter out of the terminal while counting, unless ``--debug``.
+
+    torch.export and symbolic shapes log warnings and print whole graphs when a fallback capture
+    fails; the CLI reports the failure itself, in one line. What is printed at the Python level
+    meanwhile is dropped; ``--debug`` lets it all through.
+    """
+    if debug:
+        yield
+        return
+    previous = logging.root.manager.disable
+    # torch's log handlers hold their own stream, so redirecting is not enough: mute at the source.
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _fail(message: str, hint: str | None, code: int = EXIT_ERROR) -> int:
+    print(f"fxflops: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return code
+
+
+def _describe_error(error: BaseException) -> tuple[str, str | None]:
+    """One line saying what went wrong and one saying what to do, from any error."""
+    from fxflops.errors import FxFlopsError
+    from fxflops.specs import SpecError, one_line
+
+    if isinstance(error, SpecError):
+        return str(error), error.hint
+    if isinstance(error, FxFlopsError):
+        # fxflops' own messages: a first line, indented node/location lines, a "hint:" line.
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        hint = next((line.removeprefix("hint:").strip() for line in lines if line.startswith("hint:")), None)
+        where = next((line for line in lines[1:] if line.startswith("in ")), None)
+        first = lines[0] if lines else type(error).__name__
+        return (f"{first} ({where})" if where else first), hint
+    return (f"unexpected {one_line(error)}",
+            "run with --debug for the traceback; if it points into fxflops, please report it")
+
+
+# -- count ----------------------------------------------------------------------------------------
+
+
+def _count(args: argparse.Namespace) -> int:
+    from fxflops.specs import SpecError, build, dynamic_of, format_inputs, parse_config, parse_input, parse_spec
+
+    # Parse everything before importing torch and building: a typo should not wait for either.
+    spec = parse_spec(args.spec)
+    inputs = [parse_input(text) for text in args.input]
+    config = parse_config(args.config)
+    if args.mfu is not None and args.accelerator is None:
+        raise SpecError("--mfu needs the accelerator's peak", "add --accelerator NAME (e.g. a100) or FLOP/s")
+
+    from fxflops.api import count, uncounted_message
+    from fxflops.convention import CONVENTIONS
+    from fxflops.output import count_json, count_markdown, count_table, grouping_rows, to_csv, uncounted_note
+
+    if args.convention not in CONVENTIONS:
+        raise SpecError(f"unknown convention {args.convention!r}", f"use one of {', '.join(sorted(CONVENTIONS))}")
+    built = build(spec, inputs, args.method, config=config)
+    with _quiet(args.debug):
+        report = count(built.model, built.args, kwargs=built.kwargs, method=built.method,
+                       convention=args.convention, causal=args.causal, trace=args.trace,
+                       backward=args.backward, dynamic=dynamic_of(inputs) or None)
+    described = built.describe_inputs()
+    for item, spec_input in zip([d for d in described if d.get("name") is None],
+                                [i for i in inputs if i.name is None]):
+        if spec_input.symbols and "shape" in item:  # show "1xL", not the example size traced at
+            item["shape"] = [spec_input.symbols.get(i, d) for i, d in enumerate(item["shape"])]
+
+    if args.format == "table":
+        types = {name: type(module).__name__ for name, module in built.model.named_modules()}
+        out = count_table(report, spec=spec.text, inputs=format_inputs(described), by=args.by,
+                          depth=args.depth, top=args.top, module_types=types)
+    elif args.format == "json":
+        out = count_json(report, spec=spec.text, method=built.method, inputs=described)
+    elif args.format == "csv":
+        headers, rows = grouping_rows(report, args.by or "module", args.depth)
+        out = to_csv(headers, rows[: args.top] if args.top else rows)
+    else:
+        out = count_markdown(report, args.by or "module", args.depth, args.top)
+    if args.mfu is not None:
+        out = _with_mfu(out, report, built, args)
+    sys.stdout.write(out)
+
+    if report.uncounted:
+        if args.strict:
+            lines = uncounted_message(report.uncounted).splitlines()
+            print(f"fxflops: error: --strict: {lines[0]}", file=sys.stderr)
+            print("\n".join(lines[1:]), file=sys.stderr)
+            return EXIT_UNCOUNTED
+        if args.format != "table":  # the table already ends with this warning
+            print(uncounted_note(report), file=sys.stderr)
+    return EXIT_OK
+
+
+def _with_mfu(out: str, report: object, built: object, args: argparse.Namespace) -> str:
+    """Append (table) or add (json) model FLOPs utilization at ``--mfu`` throughput."""
+    import json
+
+    from fxflops.mfu import mfu, peak_flops
+
+    peak: float | str = args.accelerator
+    try:
+        peak = float(peak)
+    except ValueError:
+        pass
+    per_call = args.per_call or (built.args[0].shape[0] if built.args and hasattr(built.args[0], "shape") else 1)
+    value = mfu(report, args.mfu, peak, units_per_call=per_call)  # type: ignore[arg-type]
+    line = (f"mfu:     {100 * value:.2f}% at {args.mfu:g}/s ({per_call} per counted call) on "
+            f"{args.accelerator} ({peak_flops(peak) / 1e12:g} TFLOP/s peak)")
+    if args.format == "json":
+        data = json.loads(out)
+        data["mfu"] = {"value": value, "throughput": args.mfu, "per_call": per_call, "peak_flops": peak_flops(peak),
+                       "accelerator": args.accelerator}
+        return json.dumps(data, indent=2) + "\n"
+    return out + line + "\n"
+
+
+# -- zoo ------------------------------------------------------------------------------------------
+
+
+def _default_jobs(n_models: int) -> int:
+    # Worker processes each import torch and open_clip (a few seconds): only worth it for many models.
+    if n_models < 8:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores)
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    if args.family in ("torchvision", "timm"):
+        return _zoo_models(args)
+    from fxflops.output import zoo_output
+    from fxflops.progress import Progress
+    from fxflops.specs import SpecError, open_clip_names, parse_spec, unknown_name_error
+
+    try:
+        import open_clip  # noqa: F401
+    except ImportError:
+        raise SpecError("fxflops zoo open_clip needs open_clip_torch, which is not installed",
+                        "pip install open_clip_torch") from None
+    from fxflops import zoo
+
+    known = open_clip_names()
+    names = list(args.names) or list(known)
+    for name in names:  # fail fast on typos, before minutes of counting
+        if name not in known:
+            raise unknown_name_error(parse_spec(f"open_clip:{name}"), known,
+                                "import open_clip; print(open_clip.list_models())")
+    failures: list[zoo.ZooFailure] = []
+    start = time.monotonic()
+    with Progress(len(names), enabled=False if args.no_progress else None) as progress:
+        progress.start(names[0] if names else "")
+
+        def on_error(failure: zoo.ZooFailure) -> None:
+            failures.append(failure)
+            progress.write(f"fxflops: skipped {failure}")
+
+        with _quiet(args.debug):
+            rows = zoo.open_clip_table(
+                names, exact=args.exact, jobs=args.jobs or _default_jobs(len(names)), on_error=on_error,
+                on_done=lambda name, done, total: progress.advance(f"last: {name}"))
+    elapsed = time.monotonic() - start
+    columns = zoo.OPEN_CLIP_EXACT_COLUMNS if args.exact else zoo.OPEN_CLIP_COLUMNS
+    sys.stdout.write(zoo_output(rows, columns, args.format, failures=failures, versions=_versions()))
+    skipped = f", {len(failures)} skipped" if failures else ""
+    print(f"fxflops: {len(rows)} of {len(names)} models profiled{skipped} in {elapsed:.1f} s",
+          file=sys.stderr)
+    if not rows:
+        return _fail("no model could be profiled", "see the reasons above; run with --debug for details")
+    return EXIT_OK
+
+
+ZOO_COLUMNS = ("model", "input", "params", "gflops", "flops", "uncounted", "trace")
+
+
+def _zoo_models(args: argparse.Namespace) -> int:
+    """``fxflops zoo torchvision`` / ``fxflops zoo timm [PATTERN]``: one row per model."""
+    import fnmatch
+
+    from fxflops.api import count
+    from fxflops.output import zoo_output
+    from fxflops.progress import Progress
+    from fxflops.specs import build, format_inputs, parse_spec
+
+    if args.family == "torchvision":
+        import torchvision
+
+        known = list(torchvision.models.list_models(module=torchvision.models))
+    else:
+        import timm
+
+        known = list(timm.list_models())
+    patterns = list(args.names) or ["*"]
+    names = [n for n in known if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if not names:
+        return _fail(f"no {args.family} model matches {' '.join(patterns)}",
+                     f"list them with: python -c 'import {args.family}'")
+    rows: list[dict[str, object]] = []
+    failures: list[str] = []
+    start = time.monotonic()
+    with Progress(len(names), enabled=False if args.no_progress else None) as progress:
+        progress.start(names[0])
+        for name in names:
+            try:
+                built = build(parse_spec(f"{args.family}:{name}"))
+                with _quiet(args.debug):
+                    report = count(built.model, built.args, kwargs=built.kwargs)
+            except Exception as e:  # one model failing must not stop the zoo
+                failures.append(name)
+                progress.write(f"fxflops: skipped {name}: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+            else:
+                rows.append({"model": name, "input": format_inputs(built.describe_inputs()),
+                             "params": report.params, "gflops": round(report.total / 1e9, 2), "flops": report.total,
+                             "uncounted": len(report.uncounted), "trace": report.trace})
+            progress.advance(f"last: {name}")
+    sys.stdout.write(zoo_output(rows, ZOO_COLUMNS, args.format, failures=[], versions=_versions()))
+    skipped = f", {len(failures)} skipped" if failures else ""
+    print(f"fxflops: {len(rows)} of {len(names)} models counted{skipped} in {time.monotonic() - start:.1f} s",
+          file=sys.stderr)
+    return EXIT_OK if rows else EXIT_ERROR
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"fxflops": __version__, "torch": _torch_version()}
+    try:
+        versions["open_clip_torch"] = version("open_clip_torch")
+    except PackageNotFoundError:
+        pass
+    return versions
+
+
+# -- rules ----------------------------------------------------------------------------------------
+
+
+def _rules(args: argparse.Namespace) -> int:
+    import fxflops.rules  # noqa: F401  (built-in rules register on import)
+    from fxflops.output import rule_rows, rules_output
+    from fxflops.plugins import load_rule_packs
+    from fxflops.registry import DEFAULT_REGISTRY
+
+    load_rule_packs()
+    rows = rule_rows(DEFAULT_REGISTRY, args.pattern)
+    if not rows:
+        return _fail(f"no rule matches {args.pattern!r}",
+                     "try a shorter pattern, e.g. 'linear', or list every rule with 'fxflops rules'")
+    sys.stdout.write(rules_output(rows, args.format))
+    return EXIT_OK
+

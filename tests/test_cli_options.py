@@ -1,0 +1,112 @@
+"""CLI options of the later issues: conventions, causal, trace, backward and MFU, symbolic
+inputs, Hugging Face specs with --config, and the torchvision and timm zoos."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fxflops.cli import main
+from fxflops.specs import SpecError, parse_config, parse_input
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_symbolic_input_parses() -> None:
+    item = parse_input("1xL:long")
+    assert (item.symbols, item.dtype, item.shape[0]) == ({1: "L"}, "int64", 1)
+    with pytest.raises(SpecError, match="malformed --input"):
+        parse_input("1xL x2")
+
+
+def test_config_parses_literals() -> None:
+    assert parse_config(["n_layer=2", "use_cache=False", "act=gelu_new"]) == {
+        "n_layer": 2, "use_cache": False, "act": "gelu_new"}
+    with pytest.raises(SpecError, match="expected KEY=VALUE"):
+        parse_config(["n_layer"])
+
+
+def test_hf_gpt2_formula(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("transformers")
+    code, out, _ = run(capsys, "count", "hf:gpt2", "--input", "1xL:long", "--config", "n_layer=2")
+    assert code == 0
+    # 2 layers: attention 2 * 2 * 2 * L*L*768 = 6,144 L**2;
+    # linear 2 * L * (2 * (768*2304 + 768*768 + 2*768*3072) + 768*50257) = 2 * L * 52,753,152
+    assert "total:   6144*L**2 + 105506304*L FLOPs" in out
+    assert "inputs:  1xL int64" in out
+
+
+def test_hf_unknown_type_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("transformers")
+    code, _, err = run(capsys, "count", "hf:gpt-7")
+    assert code == 2 and "fxflops: error:" in err and "hint:" in err
+
+
+def test_config_only_for_hf(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "count", "torchvision:resnet18", "--config", "x=1")
+    assert code == 2 and "--config applies to hf:MODEL_TYPE" in err
+
+
+def test_convention_full_and_causal_exact(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    model_file = tmp_path / "attn.py"
+    model_file.write_text(
+        "import torch\n"
+        "import torch.nn.functional as F\n"
+        "class Attn(torch.nn.Module):\n"
+        "    def forward(self, q, k, v):\n"
+        "        return F.scaled_dot_product_attention(q, k, v, is_causal=True)\n"
+        "def make():\n"
+        "    x = torch.empty(1, 2, 16, 8, device='meta')\n"
+        "    return Attn(), (x, x, x)\n"
+    )
+    code, out, _ = run(capsys, "count", f"{model_file}:make", "--format", "json")
+    # dense: 2 * 1*2 * 16*16 * (8 + 8)
+    assert code == 0 and json.loads(out)["total"] == 16_384
+    code, out, _ = run(capsys, "count", f"{model_file}:make", "--causal", "exact", "--format", "json")
+    # exact: 2 * 1*2 * 136 * (8 + 8), 136 = 16*17/2 kept scores per head
+    assert json.loads(out)["total"] == 8_704 and json.loads(out)["causal"] == "exact"
+    code, out, _ = run(capsys, "count", f"{model_file}:make", "--convention", "full", "--causal", "exact",
+                       "--format", "json")
+    assert code == 0 and json.loads(out)["convention"] == "full" and json.loads(out)["total"] > 8_704
+    code, _, err = run(capsys, "count", f"{model_file}:make", "--convention", "fast")
+    assert code == 2 and "unknown convention 'fast'" in err
+
+
+def test_backward_and_mfu(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "count", "torchvision:resnet18", "--backward", "--mfu", "1200",
+                       "--accelerator", "a100", "--format", "json")
+    data = json.loads(out)
+    # forward 3,628,146,688; backward without an input gradient 7,020,265,472 (test_backward.py)
+    assert (data["forward"], data["total"]) == (3_628_146_688, 10_648_412_160)
+    # 10,648,412,160 FLOPs per image * 1,200 images/s / 312e12
+    assert data["mfu"]["value"] == pytest.approx(10_648_412_160 * 1200 / 312e12)
+    code, _, err = run(capsys, "count", "torchvision:resnet18", "--mfu", "1200")
+    assert code == 2 and "--accelerator" in err
+
+
+def test_trace_export(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "count", "torchvision:resnet18", "--trace", "export", "--format", "json")
+    data = json.loads(out)
+    # the same 3,628,146,688 through torch.export
+    assert data["total"] == 3_628_146_688 and data["trace"] == "export"
+
+
+def test_zoo_timm_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("timm")
+    code, out, err = run(capsys, "zoo", "timm", "convnext_atto", "--format", "csv", "--no-progress")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == "model,input,params,gflops,flops,uncounted,trace"
+    # FlopCounterMode's count of convnext_atto (tests/data/zoo_reference.json)
+    assert lines[1].startswith("convnext_atto,1x3x224x224 float32,3695520,1.09,1094664960,0,")
+
+
+def test_zoo_torchvision_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "zoo", "torchvision", "resnet18", "--format", "json", "--no-progress")
+    assert code == 0
+    assert '"flops": 3628146688' in out
