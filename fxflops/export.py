@@ -132,12 +132,15 @@ def count_exported(
     symbols = symbols or {}
     if backward:
         _propagate_requires_grad(program)
+    causal_masks: dict[fx.Node, bool] = {}
     records: list[NodeRecord] = []
     for node in program.graph_module.graph.nodes:
         if node.op != "call_function":
             continue
         args = tree_map(_value, node.args)
         kwargs = tree_map(_value, dict(node.kwargs))
+        if causal == "exact" and getattr(node.target, "overloadpacket", None) is torch.ops.aten.scaled_dot_product_attention:
+            args, kwargs = _causal_mask_as_flag(program, node, args, kwargs, causal_masks)
         output = node.meta.get("val")
         module_path, module_type = _module_of(node, prefix, strip)
         has_tensor = any(isinstance(x, torch.Tensor) for x in torch.utils._pytree.tree_leaves((args, kwargs, output)))
@@ -210,6 +213,82 @@ def _propagate_requires_grad(program: torch.export.ExportedProgram) -> None:
         for value in torch.utils._pytree.tree_leaves(node.meta.get("val")):
             if isinstance(value, torch.Tensor) and value.is_floating_point() and value.requires_grad != needs[node]:
                 value.requires_grad_(needs[node])
+
+
+def _causal_mask_as_flag(program: torch.export.ExportedProgram, node: fx.Node, args: tuple[Any, ...],
+                         kwargs: dict[str, Any], seen: dict[fx.Node, bool]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """For ``causal="exact"``: an SDPA ``attn_mask`` that is exactly torch's top-left causal mask
+    counts as ``is_causal=True``. Hugging Face models pass causal masks as tensors under export."""
+    mask_node = node.args[3] if len(node.args) > 3 else node.kwargs.get("attn_mask")
+    if not isinstance(mask_node, fx.Node):
+        return args, kwargs
+    if mask_node not in seen:
+        seen[mask_node] = _is_causal_mask(program, mask_node)
+    if not seen[mask_node]:
+        return args, kwargs
+    args = (*args[:3], None, *args[4:]) if len(args) > 3 else args
+    kwargs = {k: v for k, v in kwargs.items() if k != "attn_mask"}
+    if len(args) > 5:
+        args = (*args[:5], True, *args[6:])
+    else:
+        kwargs["is_causal"] = True
+    return args, kwargs
+
+
+def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -> bool:
+    """Evaluate the mask on real tensors at the traced size, when it depends on nothing but input
+    shapes (and input values, tried twice), and compare it with the top-left causal mask.
+
+    A mask computed from parameters, buffers or constants (whose data a meta model does not have)
+    is left alone: attention is then counted dense.
+    """
+    specs = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs
+             if hasattr(spec.arg, "name")}
+    needed: list[fx.Node] = []
+    stack, seen = [mask_node], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        needed.append(current)
+        if current.op == "placeholder" and specs.get(current.name) != "USER_INPUT":
+            return False
+        stack.extend(current.all_input_nodes)
+    order = {n: i for i, n in enumerate(program.graph_module.graph.nodes)}
+    masks = []
+    for trial in range(2):
+        env: dict[fx.Node, Any] = {}
+        try:
+            for current in sorted(needed, key=order.__getitem__):
+                if current.op == "placeholder":
+                    env[current] = _real_like(current.meta.get("val"), trial)
+                else:
+                    run_args = tree_map(lambda a: env[a] if isinstance(a, fx.Node) else a, current.args)
+                    run_kwargs = tree_map(lambda a: env[a] if isinstance(a, fx.Node) else a, dict(current.kwargs))
+                    if "device" in run_kwargs:  # factories recorded the meta device: compute on the CPU
+                        run_kwargs["device"] = torch.device("cpu")
+                    with torch.device("cpu"):
+                        env[current] = current.target(*run_args, **run_kwargs)
+        except Exception:
+            return False
+        masks.append(env[mask_node])
+    mask = masks[0]
+    if not isinstance(mask, torch.Tensor) or mask.device.type != "cpu" or mask.dim() < 2 \
+            or not torch.equal(masks[0], masks[1]):
+        return False
+    keep = mask if mask.dtype == torch.bool else torch.isfinite(mask) & (mask == 0)
+    length, source = keep.shape[-2:]
+    causal = torch.ones(length, source, dtype=torch.bool).tril()
+    return bool((keep == causal).all())
+
+
+def _real_like(value: Any, trial: int) -> Any:
+    """A real CPU tensor with ``value``'s (hinted) shape: zeros, then ones (mask must not change)."""
+    if not isinstance(value, torch.Tensor):
+        return int(value.node.hint) if isinstance(value, torch.SymInt) else value
+    shape = [int(d.node.hint) if isinstance(d, torch.SymInt) else int(d) for d in value.shape]
+    return (torch.zeros if trial == 0 else torch.ones)(shape, dtype=value.dtype)
 
 
 def _python_value(ctx: NodeContext) -> int:

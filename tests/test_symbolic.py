@@ -92,3 +92,44 @@ def test_cost_that_is_not_a_polynomial_is_refused() -> None:
         fxflops.count(Halving(), meta(1, 16, 8), dynamic={0: {1: "L"}})
     # at a concrete size it counts: L = 16 halves to 8, 4, 2, 1: 2 * 8 * 8 * (8 + 4 + 2 + 1)
     assert fxflops.count(Halving(), meta(1, 16, 8)).total == 1_920
+
+
+def test_gpt2_causal_exact_follows_kaplan() -> None:
+    transformers = pytest.importorskip("transformers")
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2")).eval()
+    report = fxflops.count(model, meta(1, 128, dtype=torch.long), kwargs={"use_cache": False},
+                           dynamic={0: {1: "L"}}, causal="exact")
+    # GPT-2 passes its causal mask as a tensor; fxflops evaluates it (it depends on sizes only) and
+    # finds torch's top-left causal mask. Per layer, query i attends to i + 1 keys:
+    # sum_{i<L} (i + 1) = L(L+1)/2 scores, each 2 * (64 + 64) FLOPs per head for QK^T and AV:
+    # 12 layers * 12 heads * 2 * 128 * L(L+1)/2 = 18432*L**2 + 18432*L.
+    # Kaplan et al. (2020): attention costs 2 * n_layer * n_ctx * d_attn per token, i.e.
+    # 2 * 12 * L * 768 * L = 18432 * L**2 over L tokens: the same quadratic term.
+    assert report.formula() == "18432*L**2 + 247082496*L"
+    # 247,064,064*L (linear) + 18,432*L (the causal diagonal)
+    assert report.evaluate(L=128).total == 31_928_549_376
+
+
+def test_masks_that_are_not_causal_stay_dense() -> None:
+    class Masked(nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            keep = torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool, device=q.device)
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=keep)
+
+    report = fxflops.count(Masked(), meta(1, 2, 16, 8), trace="export", causal="exact")
+    # an all-true mask keeps every score: dense 2 * 1*2 * 16*16 * (8 + 8)
+    assert report.total == 16_384
+
+
+def test_a_tril_mask_counts_as_causal() -> None:
+    class Tril(nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            keep = torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool, device=q.device).tril()
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=keep)
+
+    report = fxflops.count(Tril(), meta(1, 2, 16, 8), trace="export", causal="exact")
+    # 2 * 1*2 * 136 * (8 + 8): 136 = 16*17/2 kept scores per head
+    assert report.total == 8_704
+    # dense by default: 2 * 1*2 * 16*16 * (8 + 8)
+    assert fxflops.count(Tril(), meta(1, 2, 16, 8), trace="export").total == 16_384
