@@ -1,0 +1,62 @@
+"""The rule registry: target kinds, Tensor methods, torch.ops operators, rule packs."""
+
+from __future__ import annotations
+
+import operator
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+import fxflops
+from fxflops import plugins
+from fxflops.registry import RuleRegistry, describe_target, normalize_target
+
+
+def test_tensor_methods_by_descriptor_or_name() -> None:
+    assert normalize_target(torch.Tensor.matmul) == normalize_target("matmul") == ("method", "matmul")
+    assert describe_target(normalize_target("view")) == "Tensor.view"
+
+
+def test_torch_ops_overloads_fall_back_to_their_packet() -> None:
+    registry = RuleRegistry()
+    registry.register(torch.ops.aten.mm, category="matmul")(lambda ctx: 7)
+    entry = registry.lookup_function(torch.ops.aten.mm.default)
+    assert entry is not None and entry.rule(None) == 7  # type: ignore[arg-type]
+    assert registry.lookup_function(operator.matmul) is None
+
+
+def test_builtin_rules_cover_the_required_families() -> None:
+    import fxflops.rules  # noqa: F401
+
+    registry = fxflops.DEFAULT_REGISTRY
+    for target in (nn.Linear, nn.Conv2d, nn.ConvTranspose3d, nn.MultiheadAttention, nn.LSTM, nn.GRUCell,
+                   nn.TransformerEncoderLayer, torch.matmul, operator.matmul, "matmul", torch.einsum,
+                   torch.nn.functional.scaled_dot_product_attention, torch.ops.aten.addmm,
+                   torch.ops.aten._scaled_dot_product_flash_attention_for_cpu):
+        assert target in registry, target
+    categories = {entry.category for entry in registry}
+    assert {"matmul", "conv", "attention", "recurrent", "norm", "activation", "softmax", "elementwise",
+            "reduction", "pooling", "interpolation", "zero"} <= categories
+
+
+def test_rule_packs_load_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Widget(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 5
+
+    def register(registry: RuleRegistry) -> None:
+        registry.register(Widget, category="custom")(lambda ctx: 11)
+
+    broken = SimpleNamespace(name="broken", value="nowhere:fn", load=lambda: (_ for _ in ()).throw(ImportError("x")))
+    good = SimpleNamespace(name="widgets", value="widgets:register", load=lambda: register)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [broken, good] if group == "fxflops.rules" else [])
+    monkeypatch.setattr(plugins, "_loaded", False)
+    try:
+        with pytest.warns(UserWarning, match="rule pack 'broken'"):
+            report = fxflops.count(Widget(), torch.empty(3, device="meta"))
+        # the pack's rule: 11 FLOPs for the one Widget node
+        assert report.total == 11
+    finally:
+        fxflops.DEFAULT_REGISTRY._entries.pop(Widget, None)
