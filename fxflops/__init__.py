@@ -64,9 +64,8 @@ if TYPE_CHECKING:
     from fxflops.api import count, uncounted_message
     from fxflops.budget import assert_flops
     from fxflops.context import NodeContext
-    from fxflops.crosscheck import Crosscheck, crosscheck
     from fxflops.convention import Convention
-    from fxflops.mfu import PEAK_FLOPS, mfu
+    from fxflops.crosscheck import Crosscheck, crosscheck
     from fxflops.errors import (
         FlopBudgetError,
         FxFlopsError,
@@ -75,6 +74,7 @@ if TYPE_CHECKING:
         TraceError,
         UncountedOpError,
     )
+    from fxflops.mfu import PEAK_FLOPS, mfu
     from fxflops.registry import DEFAULT_REGISTRY, RuleEntry, RuleRegistry, rule, rule_of, zero
     from fxflops.report import FlopReport, NodeRecord
     from fxflops.units import FlopValueError, format_flops, parse_flops

@@ -11,9 +11,9 @@ from torch import nn
 from fxflops.convention import Convention, resolve_convention
 from fxflops.counter import FlopCounter
 from fxflops.errors import UncountedOpError
+from fxflops.export import count_exported, export_module
 from fxflops.registry import DEFAULT_REGISTRY, Rule, Target
 from fxflops.report import FlopReport, NodeRecord
-from fxflops.export import count_exported, export_module
 from fxflops.tracing import trace as trace_model
 
 TRACE_MODES = ("auto", "symbolic", "export")

@@ -25,7 +25,7 @@ from fxflops.errors import FxFlopsError
 #: A count: a Python int, or a sympy expression when some input sizes are symbols.
 Count = Union[int, sympy.Expr]
 
-Dynamic = Mapping[Union[int, str], Mapping[int, str]]
+Dynamic = Mapping[int | str, Mapping[int, str]]
 
 
 class NotPolynomialError(FxFlopsError):

@@ -28,7 +28,6 @@ from fxflops.errors import TraceError
 from fxflops.registry import RuleRegistry
 from fxflops.shapes import _HOOK_ATTRIBUTES, setattr_plain
 
-
 _INTERNAL_PATHS = (
     os.path.join("torch", "fx", ""),
     os.path.join("torch", "nn", "modules", "module.py"),

@@ -17,7 +17,14 @@ Find a rule by its op's family:
 
 from __future__ import annotations
 
-from . import attention, by_convention, conv, linear, recurrent, zero
-from . import aten  # after the families whose rules it reuses
+from . import (
+    aten,  # after the families whose rules it reuses
+    attention,
+    by_convention,
+    conv,
+    linear,
+    recurrent,
+    zero,
+)
 
 __all__ = ["aten", "attention", "by_convention", "conv", "linear", "recurrent", "zero"]

@@ -18,9 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from zoo_models import all_models  # noqa: E402
+from zoo_models import all_models
 
-from fxflops.crosscheck import torch_flop_count  # noqa: E402
+from fxflops.crosscheck import torch_flop_count
 
 REFERENCE = Path(__file__).parent / "data" / "zoo_reference.json"
 
