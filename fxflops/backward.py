@@ -15,7 +15,10 @@ are propagated on the meta tensors exactly as autograd would.
   ``2*B*L*S*Ev`` each, ``dQ = dS K`` and ``dK = dS^T Q`` cost ``2*B*L*S*E`` each. Fused kernels
   (flash, memory-efficient) also recompute ``S``, a fifth matmul of ``2*B*L*S*E``: not counted,
   so the count matches FlopCounterMode with the math kernel and stays device independent.
-* attention layers and recurrent layers: the sum of their projections' and core's terms.
+* attention layers and recurrent layers: every product inside gets its input and weight
+  gradients (``2 * F``), less the input gradients autograd skips: the first projections on
+  inputs that need none, and a recurrent layer's first step on an initial state that needs none.
+  (Exact when the layer's weights are all trainable; a partly frozen layer is approximated.)
 * every other category: 0 (the default convention counts no elementwise work, forward or backward).
 """
 
@@ -99,13 +102,17 @@ def _load() -> None:
         _BACKWARD[rule] = _conv_backward
     _BACKWARD[attention.scaled_dot_product_attention_flops] = _sdpa_backward
     _BACKWARD[attention.multihead_attention_flops] = _mha_backward
-    _BACKWARD[attention.multi_head_attention_forward_flops] = _layer_backward
+    _BACKWARD[attention.multi_head_attention_forward_flops] = _functional_mha_backward
+    _BACKWARD[aten.native_multi_head_attention_flops] = _functional_mha_backward
     for rule in (attention.transformer_encoder_layer_flops, attention.transformer_decoder_layer_flops,
                  attention.transformer_encoder_flops, attention.transformer_decoder_flops,
-                 attention.transformer_flops, recurrent.rnn_flops, recurrent.rnn_cell_flops,
-                 aten.native_multi_head_attention_flops, aten.transformer_encoder_layer_fwd_flops,
-                 aten.recurrent_op_flops, aten.recurrent_cell_op_flops):
-        _BACKWARD[rule] = _layer_backward
+                 attention.transformer_flops):
+        _BACKWARD[rule] = _transformer_backward
+    _BACKWARD[aten.transformer_encoder_layer_fwd_flops] = _encoder_layer_fwd_backward
+    _BACKWARD[recurrent.rnn_flops] = _rnn_backward
+    _BACKWARD[recurrent.rnn_cell_flops] = _rnn_cell_backward
+    _BACKWARD[aten.recurrent_op_flops] = _rnn_op_backward
+    _BACKWARD[aten.recurrent_cell_op_flops] = _rnn_cell_op_backward
     for name in ("bshd_attention_flops", "_bshd_attention_flops"):
         if hasattr(aten, name):
             _BACKWARD[getattr(aten, name)] = _sdpa_backward
@@ -183,6 +190,150 @@ def _mha_backward(ctx: NodeContext, forward: Any) -> Any:
     out_proj = module.out_proj
     total += 2 * n * length * e * out_proj.out_features * (int(q_p or k_p or v_p) + int(out_proj.weight.requires_grad))
     return total
+
+
+# -- layers: every product gets input and weight gradients (2 x forward), minus the input
+# gradients autograd skips: those of the first products on inputs that do not require grad, and
+# those of a recurrent layer's first step on an initial state that does not.
+
+
+def _layout(shape: tuple[int, ...], batch_first: bool) -> tuple[int, int]:
+    if len(shape) == 2:
+        return 1, shape[0]
+    return (shape[0], shape[1]) if batch_first else (shape[1], shape[0])
+
+
+def _transformer_backward(ctx: NodeContext, forward: Any) -> Any:
+    """``nn.Transformer*``: ``2 * F`` less the input gradients of the first QKV projection on a
+    source that needs none (``2*N*L*E*3E``) and of the cross-attention's K and V projections on a
+    memory that needs none (``2*N*S*E*2E`` per decoder layer)."""
+    module = ctx.module
+    if not _module_rg(module):
+        return _layer_backward(ctx, forward)
+    layers = getattr(module, "layers", None)
+    first_layer = layers[0] if layers is not None and len(layers) else module
+    if isinstance(module, nn.Transformer):
+        first_layer = module.encoder.layers[0]
+    batch_first = bool(first_layer.self_attn.batch_first)
+    e = first_layer.self_attn.embed_dim
+    x = ctx.args[0] if ctx.args else None
+    saved = 0
+    if isinstance(x, torch.Tensor) and not x.requires_grad:
+        n, length = _layout(tuple(x.shape), batch_first)
+        saved += 2 * n * length * e * 3 * e
+    if isinstance(module, nn.Transformer):
+        tgt = ctx.args[1] if len(ctx.args) > 1 else None
+        if isinstance(tgt, torch.Tensor) and not tgt.requires_grad:
+            n, length = _layout(tuple(tgt.shape), batch_first)
+            saved += 2 * n * length * e * 3 * e
+    elif isinstance(module, (nn.TransformerDecoderLayer, nn.TransformerDecoder)):
+        memory = ctx.args[1] if len(ctx.args) > 1 else None
+        if isinstance(memory, torch.Tensor) and not memory.requires_grad:
+            n, source = _layout(tuple(memory.shape), batch_first)
+            saved += 2 * n * source * e * 2 * e * (len(layers) if layers is not None else 1)
+    return 2 * forward - saved
+
+
+def _encoder_layer_fwd_backward(ctx: NodeContext, forward: Any) -> Any:
+    """``aten._transformer_encoder_layer_fwd``: as ``nn.TransformerEncoderLayer``, (N, L, E)."""
+    src = ctx.args[0]
+    if src.requires_grad:
+        return 2 * forward
+    n, length, e = src.shape if src.dim() == 3 else (1, *src.shape)
+    return 2 * forward - 2 * n * length * e * 3 * e
+
+
+def _functional_mha_backward(ctx: NodeContext, forward: Any) -> Any:
+    """``F.multi_head_attention_forward`` / ``aten._native_multi_head_attention``: ``2 * F`` less
+    the q, k and v projections' input gradients for inputs that need none."""
+    q, k, v = ctx.args[0], ctx.args[1], ctx.args[2]
+    if not all(isinstance(t, torch.Tensor) for t in (q, k, v)):
+        return 2 * forward
+    native = "native" in str(ctx.node.target)
+    n, length = (q.shape[0], q.shape[1]) if native and q.dim() == 3 else _layout(tuple(q.shape), False)
+    source = k.shape[1] if native and k.dim() == 3 else _layout(tuple(k.shape), False)[1]
+    e = q.shape[-1]
+    saved = 0
+    for tensor, rows in ((q, length), (k, source), (v, source)):
+        if not tensor.requires_grad:
+            saved += 2 * n * rows * tensor.shape[-1] * e
+    return 2 * forward - saved
+
+
+def _rnn_skipped(batch: int, steps: int, input_size: int, recurrent: int, gate_rows: int, layers: int,
+                 directions: int, input_rg: bool, state_rg: bool) -> int:
+    """Input gradients autograd skips in a recurrent layer: layer 0's input projection over every
+    step (input needs no grad) and, per layer and direction, the first step's recurrent product
+    (initial state needs no grad)."""
+    saved = 0
+    if not input_rg:
+        saved += directions * 2 * steps * batch * input_size * gate_rows
+    if not state_rg:
+        saved += layers * directions * 2 * batch * recurrent * gate_rows
+    return saved
+
+
+def _rnn_backward(ctx: NodeContext, forward: Any) -> Any:
+    """``nn.RNN``/``nn.LSTM``/``nn.GRU``: ``2 * F`` less the skipped input gradients."""
+    module = ctx.module
+    x = ctx.args[0]
+    if not isinstance(module, nn.RNNBase) or not _module_rg(module) or not isinstance(x, torch.Tensor):
+        return _layer_backward(ctx, forward)
+    hx = ctx.args[1] if len(ctx.args) > 1 else ctx.kwargs.get("hx")
+    h0 = hx[0] if isinstance(hx, (tuple, list)) else hx
+    if x.dim() == 2:
+        steps, batch = x.shape[0], 1
+    else:
+        batch, steps = (x.shape[0], x.shape[1]) if module.batch_first else (x.shape[1], x.shape[0])
+    gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
+    recurrent = getattr(module, "proj_size", 0) or module.hidden_size
+    saved = _rnn_skipped(batch, steps, module.input_size, recurrent, gates * module.hidden_size, module.num_layers,
+                         2 if module.bidirectional else 1, x.requires_grad, _rg(h0))
+    return 2 * forward - saved
+
+
+def _rnn_cell_backward(ctx: NodeContext, forward: Any) -> Any:
+    """``nn.*Cell``: ``2 * F`` less the input projection's (``x``) and the recurrent product's
+    (initial state) input gradients when those need none."""
+    module = ctx.module
+    x = ctx.args[0]
+    if not isinstance(module, nn.RNNCellBase) or not _module_rg(module) or not isinstance(x, torch.Tensor):
+        return _layer_backward(ctx, forward)
+    hx = ctx.args[1] if len(ctx.args) > 1 else ctx.kwargs.get("hx")
+    h0 = hx[0] if isinstance(hx, (tuple, list)) else hx
+    batch = x.shape[0] if x.dim() == 2 else 1
+    rows = module.weight_ih.shape[0]
+    return 2 * forward - _rnn_skipped(batch, 1, module.input_size, module.hidden_size, rows, 1, 1,
+                                      x.requires_grad, _rg(h0))
+
+
+def _rnn_op_backward(ctx: NodeContext, forward: Any) -> Any:
+    """``aten.lstm``/``gru``/``rnn_*`` (flat weights): as the module rule."""
+    x, hx, params = ctx.args[0], ctx.args[1], ctx.args[2]
+    layers, bidirectional, batch_first = ctx.args[4], ctx.args[7], ctx.args[8]
+    if not isinstance(params, (list, tuple)) or not any(_rg(p) for p in params):
+        return _layer_backward(ctx, forward)
+    directions = 2 if bidirectional else 1
+    h0 = hx[0] if isinstance(hx, (tuple, list)) else hx
+    if x.dim() == 2:
+        steps, batch = x.shape[0], 1
+    else:
+        batch, steps = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
+    w_ih, w_hh = params[0], params[1]
+    saved = _rnn_skipped(batch, steps, w_ih.shape[1], w_hh.shape[1], w_ih.shape[0], layers, directions,
+                         x.requires_grad, _rg(h0))
+    return 2 * forward - saved
+
+
+def _rnn_cell_op_backward(ctx: NodeContext, forward: Any) -> Any:
+    """``aten.lstm_cell`` and friends: as the cell module rule."""
+    x, hx, w_ih, w_hh = ctx.args[0], ctx.args[1], ctx.args[2], ctx.args[3]
+    if not (_rg(w_ih) or _rg(w_hh)):
+        return _layer_backward(ctx, forward)
+    h0 = hx[0] if isinstance(hx, (tuple, list)) else hx
+    batch = x.shape[0] if x.dim() == 2 else 1
+    return 2 * forward - _rnn_skipped(batch, 1, w_ih.shape[1], w_hh.shape[1], w_ih.shape[0], 1, 1,
+                                      x.requires_grad, _rg(h0))
 
 
 def _layer_backward(ctx: NodeContext, forward: Any) -> Any:

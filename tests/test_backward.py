@@ -119,3 +119,54 @@ def test_mfu() -> None:
     assert fxflops.mfu(report, 1e6, 312e12, units_per_call=10) == pytest.approx(0.01282, rel=1e-3)
     with pytest.raises(ValueError, match="unknown accelerator"):
         fxflops.mfu(report, 1.0, "tpu-v9")
+
+
+class _Wrap(nn.Module):
+    """Calls a layer on one or two inputs and returns its first output."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.layer(a) if b is None else self.layer(a, b)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def _meta(*shape: int, grad: bool = False) -> torch.Tensor:
+    return torch.empty(shape, device="meta", requires_grad=grad)
+
+
+LAYERS = {
+    "encoder-layer": (lambda: nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), (_meta(2, 10, 64),)),
+    "encoder-layer-input-grad": (lambda: nn.TransformerEncoderLayer(64, 4, 128, batch_first=True),
+                                 (_meta(2, 10, 64, grad=True),)),
+    "decoder-layer": (lambda: nn.TransformerDecoderLayer(64, 4, 128), (_meta(10, 2, 64), _meta(7, 2, 64))),
+    "transformer": (lambda: nn.Transformer(64, 4, 2, 2, 128, batch_first=True), (_meta(2, 7, 64), _meta(2, 10, 64))),
+    "lstm": (lambda: nn.LSTM(16, 32, num_layers=2), (_meta(5, 3, 16),)),
+    "lstm-bidirectional-input-grad": (lambda: nn.LSTM(16, 32, num_layers=2, bidirectional=True),
+                                      (_meta(5, 3, 16, grad=True),)),
+    "lstm-proj": (lambda: nn.LSTM(16, 32, num_layers=2, proj_size=8, batch_first=True), (_meta(3, 5, 16),)),
+    "gru": (lambda: nn.GRU(16, 32), (_meta(5, 3, 16),)),
+    "lstm-cell": (lambda: nn.LSTMCell(16, 32), (_meta(3, 16),)),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_backward_equals_torch(name: str) -> None:
+    make, inputs = LAYERS[name]
+    with torch.device("meta"):
+        model = _Wrap(make())
+    report = fxflops.count(model, inputs, backward=True)
+    assert report.total == torch_forward_backward(model, inputs)
+
+
+def test_lstm_backward_by_hand() -> None:
+    with torch.device("meta"):
+        model = _Wrap(nn.LSTM(16, 32, num_layers=2))
+    report = fxflops.count(model, _meta(5, 3, 16), backward=True)
+    # forward, T=5, N=3, 4 gates of 32: layer 0 2*5*3*128*(16+32) = 184,320; layer 1 2*5*3*128*(32+32) = 245,760
+    assert report.forward == 430_080
+    # backward: 2 * forward, less layer 0's input projection (x needs no grad) 2*5*3*16*128 = 61,440
+    # and each layer's first recurrent step (h0 = 0 needs no grad) 2 * (2*3*32*128) = 49,152
+    assert report.backward == 2 * 430_080 - 61_440 - 49_152 == 749_568
