@@ -30,7 +30,7 @@ BUCKETS: tuple[tuple[str, str, str], ...] = (
      "create_arg"),
     ("    torch.fx Proxy.__iter__ (disassembles the caller per unpack)", "torch/fx/proxy.py", "__iter__"),
     ("  meta interpretation: counter.FlopCounter.count", "fxflops/counter.py", "count"),
-    ("    torch.export fallback: export.export_module (whole model: instead of the above)",
+    ("    torch.export fallback: export.export_module (submodules torch.fx cannot trace)",
      "fxflops/export.py", "export_module"),
     ("    counting exported graphs: export.count_exported", "fxflops/export.py", "count_exported"),
     ("    module lookups: FlopCounter.fetch_attr", "fxflops/counter.py", "fetch_attr"),

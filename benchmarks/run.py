@@ -1,6 +1,6 @@
 """Run every fxflops benchmark and write ``RESULTS.md`` and ``time_vs_batch.png``.
 
-    python benchmarks/run.py            # the full run (about 17 minutes on 2 cores)
+    python benchmarks/run.py            # the full run (12-16 minutes on 2 cores)
     python benchmarks/run.py --quick    # a subset in under two minutes, written to a temp dir
 
 The runner installs nothing: a peer that is not installed is skipped with a message. It prints
@@ -149,14 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick:
             timed = [p for p in installed if p.key in QUICK_PEERS]
             res.notes.append(
-                "--quick: speed at batch 8 only, fxflops against FlopCounterMode only, one timed run "
+                "--quick: speed at batch 8 only, fxflops against FlopCounterMode only, two timed runs "
                 "per FlopCounterMode setting and no warm-up (the accuracy section ran each once)."
             )
             res.speed = speed.run(
                 timed,
                 (8,),
-                fxflops_runs=3,
-                peer_runs={8: 1},
+                fxflops_runs=5,
+                peer_runs={8: 2},
                 log=log,
                 warmup=0 if "accuracy" not in args.skip else 1,
             )

@@ -18,17 +18,23 @@ def _probe(rows: list[ProbeRow], model: str, batch: int = 1) -> ProbeRow | None:
 
 
 def speed_vs_flop_counter_mode(results: Results, batch: int = 8, goal: float = 20.0) -> TargetResult:
-    """fxflops vs the *fastest* way of running FlopCounterMode at batch 8 (the conservative ratio)."""
+    """fxflops vs the fastest way of running FlopCounterMode at batch 8 (the conservative ratio).
+
+    Judged on each tool's fastest call, the one least disturbed by other processes: under load a
+    2-thread forward pass slows down more than fxflops's single thread, which inflates ratios of
+    medians on a busy machine (the medians' ratio is shown too).
+    """
     name = f"ViT-B-16 counted >= {goal:g}x faster than FlopCounterMode at batch {batch}"
-    ours = next((r for r in results.speed if r.tool == FXFLOPS and r.batch == batch and r.median), None)
-    theirs = [r for r in results.speed if r.tool in FCM_TOOLS and r.batch == batch and r.median]
+    ours = next((r for r in results.speed if r.tool == FXFLOPS and r.batch == batch and r.runs), None)
+    theirs = [r for r in results.speed if r.tool in FCM_TOOLS and r.batch == batch and r.runs]
     if ours is None or not theirs:
         return TargetResult(name, "SKIP", "not measured in this run", f">= {goal:g}x")
-    fastest = min(theirs, key=lambda r: r.median)
-    ratio = fastest.median / ours.median
+    fastest = min(theirs, key=lambda r: min(r.runs))
+    ratio = min(fastest.runs) / min(ours.runs)
+    median_ratio = (fastest.median or 0) / (ours.median or 1)
     measured = (
-        f"{ratio:.1f}x (fxflops {ours.median:.3f} s vs {fastest.label} {fastest.median:.3f} s, "
-        f"the fastest FlopCounterMode setting)"
+        f"{ratio:.1f}x on the fastest calls (fxflops {min(ours.runs):.3f} s vs {fastest.label} "
+        f"{min(fastest.runs):.3f} s, the fastest FlopCounterMode setting); {median_ratio:.1f}x on medians"
     )
     return TargetResult(name, _status(ratio >= goal), measured, f">= {goal:g}x")
 
