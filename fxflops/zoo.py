@@ -83,18 +83,24 @@ def open_clip_row(name: str, exact: bool = False) -> dict[str, Any]:
     With ``exact=True`` the FLOP and parameter columns are exact integers instead of rounded
     G/M figures (columns ``flops``, ``image_flops``, ``text_flops``, ``params``, ...).
     """
-    import open_clip
-
     from fxflops.api import count
 
     model = build_open_clip(name)
     inputs = open_clip_inputs(model)
-    cfg = open_clip.get_model_config(name) or {}
-    vision_cfg = open_clip.CLIPVisionCfg(**cfg.get("vision_cfg", {}))
-    text_cfg = open_clip.CLIPTextCfg(**cfg.get("text_cfg", {}))
     image = count(model.visual, inputs.image).total
     text = count(model.text, inputs.text).total
     whole = count(model, (inputs.image, inputs.text)).total
+    return _row(name, model, inputs, whole=whole, image=image, text=text, exact=exact)
+
+
+def _row(name: str, model: nn.Module, inputs: OpenClipInputs, *, whole: int, image: int, text: int,
+         exact: bool) -> dict[str, Any]:
+    """A profile-table row from the three FLOP counts; widths and params from the model config."""
+    import open_clip
+
+    cfg = open_clip.get_model_config(name) or {}
+    vision_cfg = open_clip.CLIPVisionCfg(**cfg.get("vision_cfg", {}))
+    text_cfg = open_clip.CLIPTextCfg(**cfg.get("text_cfg", {}))
     params, image_params, text_params = _params(model), _params(model.visual), _params(model.text)
     row: dict[str, Any] = {
         "model": name,
@@ -217,35 +223,14 @@ def build_open_clip_offline(name: str) -> nn.Module:
 
 
 def _profile_row(name: str, model: nn.Module, exact: bool) -> dict[str, Any]:
-    import open_clip
-
+    """A row from one whole-model count: the towers' figures are its ``visual`` and ``text``
+    module totals (equal to counting the towers alone, which :func:`open_clip_row` does)."""
     from fxflops.api import count
 
     inputs = open_clip_inputs(model)
-    cfg = open_clip.get_model_config(name) or {}
-    vision_cfg = open_clip.CLIPVisionCfg(**cfg.get("vision_cfg", {}))
-    text_cfg = open_clip.CLIPTextCfg(**cfg.get("text_cfg", {}))
     report = count(model, (inputs.image, inputs.text))
-    whole, image, text = report.total, report.module("visual"), report.module("text")
-    towers: tuple[nn.Module, nn.Module] = (model.visual, model.text)  # type: ignore[assignment]
-    params, image_params, text_params = _params(model), _params(towers[0]), _params(towers[1])
-    row: dict[str, Any] = {
-        "model": name,
-        "image_size": inputs.image.shape[-2],
-        "image_width": int(vision_cfg.width),
-        "text_width": int(text_cfg.width),
-        "embed_dim": int(cfg.get("embed_dim", 0)),
-    }
-    if exact:
-        row.update(params=params, image_params=image_params, text_params=text_params, flops=whole,
-                   image_flops=image, text_flops=text)
-    else:
-        row.update(
-            mparams=round(params / 1e6, 2), image_mparams=round(image_params / 1e6, 2),
-            text_mparams=round(text_params / 1e6, 2), gflops=round(whole / 1e9, 2),
-            image_gflops=round(image / 1e9, 2), text_gflops=round(text / 1e9, 2),
-        )
-    return row
+    return _row(name, model, inputs, whole=report.total, image=report.module("visual"),
+                text=report.module("text"), exact=exact)
 
 
 def _profile_one(name: str, exact: bool) -> dict[str, Any] | ZooFailure:
