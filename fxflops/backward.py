@@ -32,6 +32,7 @@ from torch import nn
 
 from fxflops.context import NodeContext
 from fxflops.registry import RuleEntry
+from fxflops.rules.recurrent import steps_and_batch
 
 BackwardRule = Callable[[NodeContext, Any], Any]
 _BACKWARD: dict[Any, BackwardRule] = {}
@@ -198,9 +199,10 @@ def _mha_backward(ctx: NodeContext, forward: Any) -> Any:
 
 
 def _layout(shape: tuple[int, ...], batch_first: bool) -> tuple[int, int]:
-    if len(shape) == 2:
-        return 1, shape[0]
-    return (shape[0], shape[1]) if batch_first else (shape[1], shape[0])
+    """(batch, length) of an attention input, as the forward attention rules read it."""
+    from fxflops.rules.attention import _layout as attention_layout
+
+    return attention_layout(shape, batch_first)
 
 
 def _transformer_backward(ctx: NodeContext, forward: Any) -> Any:
@@ -281,10 +283,7 @@ def _rnn_backward(ctx: NodeContext, forward: Any) -> Any:
         return _layer_backward(ctx, forward)
     hx = ctx.args[1] if len(ctx.args) > 1 else ctx.kwargs.get("hx")
     h0 = hx[0] if isinstance(hx, (tuple, list)) else hx
-    if x.dim() == 2:
-        steps, batch = x.shape[0], 1
-    else:
-        batch, steps = (x.shape[0], x.shape[1]) if module.batch_first else (x.shape[1], x.shape[0])
+    steps, batch = steps_and_batch(tuple(x.shape), module.batch_first)
     gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
     recurrent = getattr(module, "proj_size", 0) or module.hidden_size
     saved = _rnn_skipped(batch, steps, module.input_size, recurrent, gates * module.hidden_size, module.num_layers,
@@ -315,10 +314,7 @@ def _rnn_op_backward(ctx: NodeContext, forward: Any) -> Any:
         return _layer_backward(ctx, forward)
     directions = 2 if bidirectional else 1
     h0 = hx[0] if isinstance(hx, (tuple, list)) else hx
-    if x.dim() == 2:
-        steps, batch = x.shape[0], 1
-    else:
-        batch, steps = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
+    steps, batch = steps_and_batch(tuple(x.shape), batch_first)
     w_ih, w_hh = params[0], params[1]
     saved = _rnn_skipped(batch, steps, w_ih.shape[1], w_hh.shape[1], w_ih.shape[0], layers, directions,
                          x.requires_grad, _rg(h0))

@@ -43,6 +43,7 @@ from .linear import (
     matrix_vector_flops,
     mm_flops,
 )
+from .recurrent import steps_and_batch
 
 aten = torch.ops.aten
 
@@ -160,10 +161,7 @@ def recurrent_op_flops(ctx: NodeContext) -> int:
             matrices.append(weights[-1])
         per_token += 2 * sum(w.numel() for w in matrices)
     del has_biases
-    if x.dim() == 2:
-        steps, batch = x.shape[0], 1
-    else:
-        steps, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+    steps, batch = steps_and_batch(tuple(x.shape), batch_first)
     return per_token * steps * batch
 
 

@@ -34,18 +34,19 @@ def rnn_cost(module: nn.RNNBase, steps: int, batch: int) -> int:
     return per_token * steps * batch
 
 
+def steps_and_batch(shape: tuple[int, ...], batch_first: bool) -> tuple[int, int]:
+    """(time steps, batch) of a recurrent input: (T, N, I), (N, T, I) when batch_first, or (T, I)."""
+    if len(shape) == 2:  # unbatched
+        return shape[0], 1
+    return (shape[1], shape[0]) if batch_first else (shape[0], shape[1])
+
+
 @rule(nn.RNN, nn.LSTM, nn.GRU, category="recurrent")
 def rnn_flops(ctx: NodeContext) -> int:
     """``nn.RNN``/``nn.LSTM``/``nn.GRU``: layers x directions x steps x batch x gate matmuls."""
     module = ctx.module
     assert isinstance(module, nn.RNNBase)
-    shape = ctx.input_shapes[0]
-    if len(shape) == 2:  # unbatched (T, I)
-        steps, batch = shape[0], 1
-    elif module.batch_first:
-        batch, steps = shape[0], shape[1]
-    else:
-        steps, batch = shape[0], shape[1]
+    steps, batch = steps_and_batch(ctx.input_shapes[0], module.batch_first)
     return rnn_cost(module, steps, batch)
 
 
