@@ -25,7 +25,7 @@ from fxflops.errors import RuleError, TraceError
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, to_meta
-from fxflops.tracing import TracedModel
+from fxflops.tracing import TracedModel, _is_tensor_input
 
 # Nodes that only move Python values around: never "uncounted", never shown in tables.
 _STRUCTURAL_OPS = frozenset({"placeholder", "output", "get_attr"})
@@ -323,7 +323,7 @@ def _is_wrapped_python_function(target: Any) -> bool:
 
 
 def _has_tensor(*values: Any) -> bool:
-    return any(isinstance(leaf, torch.Tensor) for leaf in tree_leaves(values))
+    return _is_tensor_input(values)
 
 
 def _module_of(n: fx.Node) -> tuple[str, str]:

@@ -27,6 +27,7 @@ from fxflops.errors import RuleError, TraceError
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, to_meta
+from fxflops.tracing import _is_tensor_input
 
 _FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 _INTERNAL = re.compile(r"[/\\](torch|fxflops|transformers[/\\]utils)[/\\]|<")
@@ -143,7 +144,7 @@ def count_exported(
             args, kwargs = _causal_mask_as_flag(program, node, args, kwargs, causal_masks)
         output = node.meta.get("val")
         module_path, module_type = _module_of(node, prefix, strip)
-        has_tensor = any(isinstance(x, torch.Tensor) for x in torch.utils._pytree.tree_leaves((args, kwargs, output)))
+        has_tensor = _is_tensor_input((args, kwargs, output))
         entry: RuleEntry | None
         if not has_tensor:
             entry = RuleEntry(rule=_python_value, category="zero", target=None)
