@@ -14,15 +14,15 @@ from typing import Any
 
 import torch
 from torch import fx, nn
-from torch.utils._pytree import tree_leaves
 
 from fxflops.convention import Convention
+from fxflops.shapes import tensor_leaves
 
 _MISSING = object()
 
 
 def _shapes(value: Any) -> list[tuple[int, ...]]:
-    return [tuple(leaf.shape) for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor)]
+    return [tuple(leaf.shape) for leaf in tensor_leaves(value)]
 
 
 @dataclass

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import inspect
 import operator
+import types
 from dataclasses import replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
-from torch.utils._pytree import tree_leaves
 
 from fxflops.context import NodeContext, _shapes
 from fxflops.convention import MATMUL_CLASS, Convention
 from fxflops.errors import RuleError, TraceError
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
-from fxflops.shapes import meta_clone, to_meta
-from fxflops.tracing import TracedModel, _is_tensor_input
+from fxflops.shapes import meta_clone, tensor_leaves, to_meta
+from fxflops.tracing import TracedModel
 
 # Nodes that only move Python values around: never "uncounted", never shown in tables.
 _STRUCTURAL_OPS = frozenset({"placeholder", "output", "get_attr"})
@@ -51,6 +51,7 @@ class FlopCounter(fx.Interpreter):
         self.used_parameters: dict[int, torch.nn.Parameter] = {}
         self._meta_cache: dict[int, torch.Tensor] = {}
         self._meta_modules: dict[int, nn.Module] = {}
+        self._modules_seen: set[int] = set()
 
     def count(self) -> list[NodeRecord]:
         """Run the graph; return the node records."""
@@ -63,25 +64,24 @@ class FlopCounter(fx.Interpreter):
     # -- node handlers ------------------------------------------------------------------------
 
     def run_node(self, n: fx.Node) -> Any:
-        with self._set_current_node(n):
-            args, kwargs = self.fetch_args_kwargs_from_env(n)
-            if n.op == "call_module" and n.target in self.traced.fallbacks:
-                return self._count_through_export(n, args, kwargs)
-            if self.function_fallback and n.op == "call_function" and _is_wrapped_python_function(n.target) \
-                    and self.registry.lookup_function(n.target) is None:
-                return self._count_function_through_export(n, args, kwargs)
-            try:
-                # Factory calls inside the graph (torch.arange, torch.zeros) land on meta too.
-                with torch.device("meta"):
-                    output = getattr(self, n.op)(n.target, args, kwargs)
-            except Exception as e:
-                raise TraceError(_node_error(n, f"shape propagation on meta tensors failed: {type(e).__name__}: {e}",
-                                             "check that the inputs have the shapes and dtypes the model expects; "
-                                             "if the op needs real data (.item(), data-dependent shapes), make its "
-                                             "module a leaf with leaf_modules=[...] and give it a rule")) from e
-            if n.op not in ("placeholder", "output"):
-                self.records.append(self._record(n, args, kwargs, output))
-            return output
+        # No fx.Interpreter._set_current_node here: it only serves torch.fx's own meta
+        # preservation, and its context manager costs as much as counting a simple node.
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        if n.op == "call_module" and n.target in self.traced.fallbacks:
+            return self._count_through_export(n, args, kwargs)
+        if self.function_fallback and n.op == "call_function" and _is_wrapped_python_function(n.target) \
+                and self.registry.lookup_function(n.target) is None:
+            return self._count_function_through_export(n, args, kwargs)
+        try:
+            output = getattr(self, n.op)(n.target, args, kwargs)
+        except Exception as e:
+            raise TraceError(_node_error(n, f"shape propagation on meta tensors failed: {type(e).__name__}: {e}",
+                                         "check that the inputs have the shapes and dtypes the model expects; "
+                                         "if the op needs real data (.item(), data-dependent shapes), make its "
+                                         "module a leaf with leaf_modules=[...] and give it a rule")) from e
+        if n.op not in ("placeholder", "output"):
+            self.records.append(self._record(n, args, kwargs, output))
+        return output
 
     def placeholder(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name = str(target).lstrip("*")
@@ -109,15 +109,31 @@ class FlopCounter(fx.Interpreter):
         return self.module if target == "" else super().fetch_attr(target)
 
     def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if (target in SAME_SHAPE_FUNCTIONS and args and isinstance(args[0], torch.Tensor)
-                and kwargs.get("dtype") is None and len(args) < 4):
+        if target in SAME_SHAPE_FUNCTIONS and args and isinstance(args[0], torch.Tensor) \
+                and kwargs.get("dtype") is None and len(args) < 4:
             return _same_shape(args[0], _needs_grad(args, kwargs))
-        return super().call_function(target, args, kwargs)
+        if target in ELEMENTWISE_FUNCTIONS:
+            fast = _elementwise_output(args, kwargs)
+            if fast is not None:
+                return fast
+        if _is_torch_op(target) and tensor_leaves((args, kwargs)):
+            return target(*args, **kwargs)  # an op on meta tensors yields meta tensors
+        # Factory calls (torch.arange, torch.zeros) and Python functions that may call them land
+        # on meta too. The device mode is entered only here: it slows every op it sees.
+        with torch.device("meta"):
+            return target(*args, **kwargs)
+
+    def call_method(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if target in ELEMENTWISE_METHODS:
+            fast = _elementwise_output(args, kwargs)
+            if fast is not None:
+                return fast
+        self_obj, *rest = args
+        return getattr(self_obj, target)(*rest, **kwargs)
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        module = self.fetch_attr(target)
-        for param in module.parameters():
-            self.used_parameters[id(param)] = param
+        module = self._module(target)
+        self._use_parameters(module)
         if isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and isinstance(args[0], torch.Tensor):
             return _same_shape(args[0], _needs_grad(args, module))
         fast = _fast_output(module, args, kwargs)
@@ -127,15 +143,32 @@ class FlopCounter(fx.Interpreter):
         if clone is None:
             clone = self._meta_modules[id(module)] = meta_clone(module, self._meta_cache)
         # forward(), not __call__: the clone has no hooks, and global hooks must not fire either.
-        return clone.forward(*args, **kwargs)
+        with torch.device("meta"):
+            return clone.forward(*args, **kwargs)
+
+    def _module(self, target: str) -> nn.Module:
+        """The submodule called ``target``: fx.Interpreter's table first (fetch_attr walks the path)."""
+        module = self.submodules.get(target)
+        return module if module is not None else self.fetch_attr(target)
+
+    def _use_parameters(self, module: nn.Module) -> None:
+        """Note the module's parameters as used (the report's parameter count), once per module."""
+        if id(module) in self._modules_seen:
+            return
+        self._modules_seen.add(id(module))
+        for param in module._parameters.values():
+            if param is not None:
+                self.used_parameters[id(param)] = param
+        for child in module._modules.values():
+            if child is not None:
+                self._use_parameters(child)
 
     def _count_through_export(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Count a submodule symbolic tracing could not follow, through torch.export (trace="auto")."""
         from fxflops.export import count_exported, export_module, exported_outputs
 
-        module = self.fetch_attr(n.target)
-        for param in module.parameters():
-            self.used_parameters[id(param)] = param
+        module = self._module(n.target)
+        self._use_parameters(module)
         program = export_module(module, args, kwargs, grad=self.backward)
         self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target),
                                            causal=self.causal, backward=self.backward))
@@ -160,7 +193,7 @@ class FlopCounter(fx.Interpreter):
 
     def _lookup(self, n: fx.Node) -> tuple[RuleEntry | None, nn.Module | None]:
         if n.op == "call_module":
-            module = self.fetch_attr(n.target)
+            module = self._module(n.target)
             return self.registry.lookup_module(type(module)), module
         if n.op == "call_function":
             return self.registry.lookup_function(n.target), None
@@ -175,9 +208,11 @@ class FlopCounter(fx.Interpreter):
         flops = 0
         backward = 0
         macs: int | None = None
+        input_shapes = tuple(_shapes((args, kwargs)))
+        output_shapes = tuple(_shapes(output))
         if n.op == "get_attr":
             entry = None
-        elif n.op == "call_function" and not _has_tensor(args, kwargs, output):
+        elif n.op == "call_function" and not input_shapes and not output_shapes:
             entry = _PYTHON_VALUE_RULE  # shape arithmetic on ints, getattr on sizes, ...
         else:
             entry, module = self._lookup(n)
@@ -201,8 +236,8 @@ class FlopCounter(fx.Interpreter):
             target=_describe_node_target(n, module),
             module=module_path,
             module_type=module_type,
-            input_shapes=tuple(_shapes((args, kwargs))),
-            output_shapes=tuple(_shapes(output)),
+            input_shapes=input_shapes,
+            output_shapes=output_shapes,
             flops=flops,
             macs=macs,
             rule=entry.name if entry is not None else ("structural" if n.op in _STRUCTURAL_OPS else None),
@@ -249,6 +284,13 @@ SAME_SHAPE_FUNCTIONS = frozenset({
 })
 
 
+#: Binary elementwise arithmetic: the output shape is the operands' broadcast shape.
+ELEMENTWISE_FUNCTIONS = frozenset({
+    operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.div,
+})
+ELEMENTWISE_METHODS = frozenset({"add", "sub", "mul", "div"})
+
+
 def _needs_grad(args: Any, extra: Any = None) -> bool:
     """Whether autograd would record an op on ``args`` (and a module's parameters): the outputs
     then require grad, which backward counts (count(backward=True)) read."""
@@ -258,12 +300,65 @@ def _needs_grad(args: Any, extra: Any = None) -> bool:
         if any(p.requires_grad for p in extra.parameters()):
             return True
         extra = None
-    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in tree_leaves((args, extra)))
+    return any(t.requires_grad for t in tensor_leaves((args, extra)))
 
 
 def _same_shape(tensor: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
-    out = torch.empty_like(tensor, device="meta")
+    if tensor.is_contiguous():
+        # torch.empty is a C++ meta kernel; empty_like goes through Python decompositions (40x slower).
+        out = torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
+    else:
+        out = torch.empty_like(tensor, device="meta")  # keeps the input's memory layout
     return out.requires_grad_(True) if requires_grad and out.is_floating_point() else out
+
+
+def _elementwise_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """The output of ``a + b``, ``a * b``, ... from shapes alone, or ``None`` to run the op.
+
+    Only the plain case is taken: contiguous floating-point operands of one dtype (or a tensor and
+    a Python number), whose output is contiguous, of that dtype and of the broadcast shape. Type
+    promotion, odd layouts and shapes that do not broadcast run the real op (and its errors).
+    """
+    if len(args) != 2 or (kwargs and set(kwargs) != {"alpha"}):
+        return None
+    a, b = args
+    if not isinstance(a, torch.Tensor):
+        a, b = b, a
+    if not isinstance(a, torch.Tensor) or not a.is_floating_point() or not a.is_contiguous():
+        return None
+    if isinstance(b, torch.Tensor):
+        if b.dtype != a.dtype or not b.is_contiguous():
+            return None
+        shape = _broadcast_shape(tuple(a.shape), tuple(b.shape))
+        if shape is None:
+            return None
+    elif type(b) in (int, float):
+        shape = tuple(a.shape)
+    else:
+        return None
+    out = torch.empty(shape, dtype=a.dtype, device="meta")
+    return out.requires_grad_(True) if _needs_grad(args) else out
+
+
+def _broadcast_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
+    """NumPy broadcasting of two shapes, or ``None`` when they do not broadcast."""
+    if left == right:
+        return left
+    width = max(len(left), len(right))
+    left = (1,) * (width - len(left)) + left
+    right = (1,) * (width - len(right)) + right
+    shape = []
+    for x, y in zip(left, right, strict=True):
+        if x != y and x != 1 and y != 1:
+            return None
+        shape.append(y if x == 1 else x)
+    return tuple(shape)
+
+
+def _is_torch_op(target: Any) -> bool:
+    """A C-implemented torch function or a Python operator: it creates no tensors of its own,
+    so on meta inputs it needs no default-device mode."""
+    return isinstance(target, types.BuiltinFunctionType) or getattr(target, "__module__", None) == "_operator"
 
 
 def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -320,10 +415,6 @@ def _is_wrapped_python_function(target: Any) -> bool:
     a library wrapped them with ``torch.fx.wrap``)."""
     module = getattr(target, "__module__", "") or ""
     return inspect.isfunction(target) and not module.startswith(("torch.", "fxflops.")) and module != "torch"
-
-
-def _has_tensor(*values: Any) -> bool:
-    return _is_tensor_input(values)
 
 
 def _module_of(n: fx.Node) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_leaves, tree_map
 
 _HOOK_ATTRIBUTES = (
     "_forward_hooks",
@@ -29,6 +29,36 @@ _HOOK_ATTRIBUTES = (
     "_load_state_dict_pre_hooks",
     "_load_state_dict_post_hooks",
 )
+
+
+_PLAIN_LEAVES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size, slice, type(Ellipsis))
+
+
+def tensor_leaves(value: Any) -> list[torch.Tensor]:
+    """Every tensor in ``value`` (a pytree), in pytree order.
+
+    Counting asks this of every node's arguments and output, so the containers graphs actually
+    carry (tuples, lists, dicts of tensors and Python numbers) are walked directly; anything else
+    (a registered pytree node such as a Hugging Face ``ModelOutput``) goes to ``tree_leaves``.
+    """
+    found: list[torch.Tensor] = []
+    _collect_tensors(value, found)
+    return found
+
+
+def _collect_tensors(value: Any, found: list[torch.Tensor]) -> None:
+    if isinstance(value, torch.Tensor):
+        found.append(value)
+    elif isinstance(value, _PLAIN_LEAVES):
+        return
+    elif type(value) in (tuple, list):
+        for item in value:
+            _collect_tensors(item, found)
+    elif type(value) is dict:
+        for item in value.values():
+            _collect_tensors(item, found)
+    else:
+        found.extend(leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor))
 
 
 def to_meta(value: Any, cache: dict[int, torch.Tensor] | None = None) -> Any:
