@@ -22,11 +22,10 @@ from typing import Any
 
 import torch
 from torch import fx, nn
-from torch.utils._pytree import tree_leaves
 
 from fxflops.errors import TraceError
 from fxflops.registry import RuleRegistry
-from fxflops.shapes import _HOOK_ATTRIBUTES, setattr_plain
+from fxflops.shapes import _HOOK_ATTRIBUTES, setattr_plain, tensor_leaves
 
 _INTERNAL_PATHS = (
     os.path.join("torch", "fx", ""),
@@ -40,12 +39,22 @@ _INTERNAL_PATHS = (
 )
 
 
+_internal_files: dict[str, bool] = {}
+
+
+def _is_internal(filename: str) -> bool:
+    internal = _internal_files.get(filename)
+    if internal is None:
+        internal = _internal_files[filename] = any(part in filename for part in _INTERNAL_PATHS)
+    return internal
+
+
 def _user_frame() -> str | None:
     """``file:line`` of the innermost frame outside torch.fx, nn.Module.__call__ and fxflops."""
     frame = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not any(part in filename for part in _INTERNAL_PATHS):
+        if not _is_internal(filename):
             return f"{filename}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]
     return None
@@ -70,6 +79,46 @@ class FlopTracer(fx.Tracer):
         #: The innermost module whose forward raised while tracing, and the error.
         self.failed_module: str | None = None
         self.failure: BaseException | None = None
+        self._parameter_names: dict[int, str] | None = None
+        self._buffer_names: dict[int, str] | None = None
+
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        self._parameter_names = self._buffer_names = None
+        return super().trace(root, concrete_args)
+
+    def _attribute_name(self, value: torch.Tensor) -> str | None:
+        """The qualified name of a parameter (for ``nn.Parameter``) or buffer of the root.
+
+        torch.fx scans ``named_parameters()``/``named_buffers()`` on every parameter access and
+        every tensor argument; one id index per trace makes tracing large models several times
+        faster. Names are the first a tensor is reachable by, as in torch.fx's scan.
+        """
+        if self._parameter_names is None or self._buffer_names is None:
+            self._parameter_names, self._buffer_names = {}, {}
+            for name, param in self.root.named_parameters():
+                self._parameter_names.setdefault(id(param), name)
+            for name, buffer in self.root.named_buffers():
+                self._buffer_names.setdefault(id(buffer), name)
+        if isinstance(value, nn.Parameter) and id(value) in self._parameter_names:
+            return self._parameter_names[id(value)]
+        return self._buffer_names.get(id(value))
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if isinstance(attr_val, torch.Tensor) and not self.param_shapes_constant:
+            name = self._attribute_name(attr_val)
+            if name is not None and (isinstance(attr_val, nn.Parameter) or self.proxy_buffer_attributes):
+                if name not in parameter_proxy_cache:
+                    parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+                return parameter_proxy_cache[name]
+        # Not found in the index (registered during tracing, say): torch.fx's own scan.
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def create_arg(self, a: Any) -> Any:
+        if isinstance(a, torch.Tensor):
+            name = self._attribute_name(a)
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
+        return super().create_arg(a)
 
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
         node = super().create_node(*args, **kwargs)
@@ -110,7 +159,7 @@ class TracedModel:
 
 
 def _is_tensor_input(value: Any) -> bool:
-    return any(isinstance(leaf, torch.Tensor) for leaf in tree_leaves(value))
+    return bool(tensor_leaves(value))
 
 
 def _bind_inputs(
@@ -153,8 +202,9 @@ def hooks_set_aside(model: nn.Module) -> Iterator[None]:
     saved: list[tuple[nn.Module, str, Any]] = []
     try:
         for module in model.modules():
+            attributes = vars(module)
             for key in _HOOK_ATTRIBUTES:
-                value = vars(module).get(key)
+                value = attributes.get(key)
                 if value:
                     saved.append((module, key, value))
                     setattr_plain(module, key, OrderedDict())
