@@ -109,6 +109,26 @@ class NodeContext:
         return self._bound
 
 
+_signatures: dict[Any, inspect.Signature] = {}
+
+
+def _signature(callee: Any) -> inspect.Signature:
+    """``inspect.signature(callee)``, computed once per function (rules bind on every node)."""
+    function = getattr(callee, "__func__", None)
+    if function is None or not inspect.ismethod(callee):
+        return inspect.signature(callee)  # builtins, callables: no cache key to trust
+    signature = _signatures.get(function)
+    if signature is None:
+        unbound = inspect.signature(function)
+        parameters = list(unbound.parameters.values())
+        # As inspect does for bound methods: drop ``self`` unless it is collected by ``*args``.
+        if parameters and parameters[0].kind != inspect.Parameter.VAR_POSITIONAL:
+            parameters = parameters[1:]
+        signature = unbound.replace(parameters=parameters)
+        _signatures[function] = signature
+    return signature
+
+
 def _bind(ctx: NodeContext) -> dict[str, Any] | None:
     node = ctx.node
     callee: Any
@@ -122,7 +142,7 @@ def _bind(ctx: NodeContext) -> dict[str, Any] | None:
     if callee is None:
         return None
     try:
-        signature = inspect.signature(callee)
+        signature = _signature(callee)
         bound = signature.bind(*args, **ctx.kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)

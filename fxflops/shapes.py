@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.utils._pytree import tree_leaves, tree_map
 
 _HOOK_ATTRIBUTES = (
@@ -34,6 +35,11 @@ _HOOK_ATTRIBUTES = (
 _PLAIN_LEAVES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size, slice, type(Ellipsis))
 
 
+# torch.fx hands node arguments over in its immutable containers.
+_SEQUENCES = (tuple, list, immutable_list)
+_MAPPINGS = (dict, immutable_dict)
+
+
 def tensor_leaves(value: Any) -> list[torch.Tensor]:
     """Every tensor in ``value`` (a pytree), in pytree order.
 
@@ -51,10 +57,10 @@ def _collect_tensors(value: Any, found: list[torch.Tensor]) -> None:
         found.append(value)
     elif isinstance(value, _PLAIN_LEAVES):
         return
-    elif type(value) in (tuple, list):
+    elif type(value) in _SEQUENCES:
         for item in value:
             _collect_tensors(item, found)
-    elif type(value) is dict:
+    elif type(value) in _MAPPINGS:
         for item in value.values():
             _collect_tensors(item, found)
     else:

@@ -39,6 +39,10 @@ _INTERNAL_PATHS = (
 )
 
 
+#: Arguments torch.fx stores in the graph as they are.
+_PLAIN_ARGUMENTS = frozenset({int, float, bool, str, type(None), type(...), torch.dtype, torch.device,
+                              torch.memory_format, torch.layout})
+
 _internal_files: dict[str, bool] = {}
 
 
@@ -114,6 +118,20 @@ class FlopTracer(fx.Tracer):
         return super().getattr(attr, attr_val, parameter_proxy_cache)
 
     def create_arg(self, a: Any) -> Any:
+        # The commonest arguments first: torch.fx would ask of each whether its type is a
+        # registered opaque type (a weak-dictionary probe per class in its MRO) before deciding
+        # what it decides here.
+        kind = type(a)
+        if kind in _PLAIN_ARGUMENTS:
+            return a
+        if isinstance(a, fx.Proxy):
+            return a.node
+        if kind is tuple:
+            return tuple(self.create_arg(item) for item in a)
+        if kind is list:
+            return [self.create_arg(item) for item in a]
+        if kind is dict and all(type(key) is str for key in a):
+            return {key: self.create_arg(value) for key, value in a.items()}
         if isinstance(a, torch.Tensor):
             name = self._attribute_name(a)
             if name is not None:
