@@ -15,11 +15,6 @@ from typing import Any
 
 import pytest
 import torch
-from fxflops.context import _signature
-from fxflops.counter import _elementwise_output, _same_shape
-from fxflops.registry import DEFAULT_REGISTRY
-from fxflops.shapes import tensor_leaves
-from fxflops.tracing import FlopTracer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import fx, nn
@@ -27,6 +22,11 @@ from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.utils._pytree import tree_leaves
 
 import fxflops
+from fxflops.context import _signature
+from fxflops.counter import _elementwise_output, _same_shape
+from fxflops.registry import DEFAULT_REGISTRY
+from fxflops.shapes import tensor_leaves
+from fxflops.tracing import FlopTracer
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 
@@ -167,7 +167,7 @@ def test_counts_with_shared_weights_and_buffers() -> None:
 
 
 class _Varargs(nn.Module):
-    def forward(*args: Any) -> Any:  # noqa: N805 - self arrives in *args
+    def forward(*args: Any) -> Any:
         return args
 
 
