@@ -14,8 +14,7 @@ from fxflops.budget import MODULE_DEPTH, budget_exceeded_message, format_change,
 from fxflops.units import format_count, format_flops
 
 __all__ = [
-    "BaselineDecrease",
-    "BaselineIncrease",
+    "BaselineChanged",
     "BaselineUnreadable",
     "Failure",
     "FlopsLongRepr",
@@ -66,8 +65,11 @@ class MarkerBudgetExceeded(Failure):
 
 
 @dataclass(frozen=True)
-class BaselineIncrease(Failure):
-    """A measurement is above its baseline entry by more than the allowed tolerance."""
+class BaselineChanged(Failure):
+    """A measurement moved away from its baseline entry by more than the allowed tolerance.
+
+    Above the baseline it always fails; below it only under ``--flops-strict``.
+    """
 
     measurement: Measurement
     old: int
@@ -78,33 +80,13 @@ class BaselineIncrease(Failure):
     @property
     def long_repr(self) -> str:
         m = self.measurement
+        allowed = (f"allowed +{m.rel * 100:.1f}%" if m.total > self.old
+                   else f"allowed -{m.rel * 100:.1f}% under --flops-strict")
+        direction = "increased" if m.total > self.old else "decreased"
         return "\n".join(
             [
-                f"FLOPs increased vs baseline: {format_flops(self.old)} -> {format_flops(m.total)} "
-                f"({format_change(m.total, self.old)}, allowed +{m.rel * 100:.1f}%)",
-                _baseline_line(m, self.old, self.baseline_file),
-                UPDATE_HINT,
-            ]
-        )
-
-
-@dataclass(frozen=True)
-class BaselineDecrease(Failure):
-    """Under ``--flops-strict``, a measurement is below its baseline by more than the tolerance."""
-
-    measurement: Measurement
-    old: int
-    """The baseline's total."""
-    baseline_file: str
-    """The baseline file, as shown to the user (relative to the rootdir)."""
-
-    @property
-    def long_repr(self) -> str:
-        m = self.measurement
-        return "\n".join(
-            [
-                f"FLOPs decreased vs baseline: {format_flops(self.old)} -> {format_flops(m.total)} "
-                f"({format_change(m.total, self.old)}, allowed -{m.rel * 100:.1f}% under --flops-strict)",
+                f"FLOPs {direction} vs baseline: {format_flops(self.old)} -> {format_flops(m.total)} "
+                f"({format_change(m.total, self.old)}, {allowed})",
                 _baseline_line(m, self.old, self.baseline_file),
                 UPDATE_HINT,
             ]

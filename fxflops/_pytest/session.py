@@ -27,8 +27,7 @@ from fxflops._pytest.baseline import (
     write_atomic,
 )
 from fxflops._pytest.failures import (
-    BaselineDecrease,
-    BaselineIncrease,
+    BaselineChanged,
     BaselineUnreadable,
     Failure,
     MarkerBudgetExceeded,
@@ -188,11 +187,11 @@ class FlopsSession:
         if m.total > old * (1 + rel):
             m.status = Status.INCREASED
             if not self.options.update:
-                return BaselineIncrease(m, old, self.display_path(Path(m.baseline_file)))
+                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)))
         elif m.total < old:
             m.status = Status.IMPROVED
             if self.options.strict and not self.options.update and m.total < old * (1 - rel):
-                return BaselineDecrease(m, old, self.display_path(Path(m.baseline_file)))
+                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)))
         else:
             m.status = Status.MATCHED
         return None
