@@ -291,7 +291,7 @@ def _count(args: argparse.Namespace) -> int:
                        backward=args.backward, dynamic=dynamic_of(inputs) or None)
     described = built.describe_inputs()
     for item, spec_input in zip([d for d in described if d.get("name") is None],
-                                [i for i in inputs if i.name is None]):
+                                [i for i in inputs if i.name is None], strict=False):
         if spec_input.symbols and "shape" in item:  # show "1xL", not the example size traced at
             item["shape"] = [spec_input.symbols.get(i, d) for i, d in enumerate(item["shape"])]
 

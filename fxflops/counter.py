@@ -382,7 +382,7 @@ _MHA_ARGS = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_
 
 
 def _mha_output(module: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    bound = dict(zip(_MHA_ARGS, args))
+    bound = dict(zip(_MHA_ARGS, args, strict=False))  # trailing arguments may be left to defaults
     bound.update(kwargs)
     query, key = bound.get("query"), bound.get("key")
     if not isinstance(query, torch.Tensor) or not isinstance(key, torch.Tensor) or query.dim() not in (2, 3):

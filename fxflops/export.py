@@ -13,6 +13,7 @@ attribution comes from the module stack export records (``node.meta["nn_module_s
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -140,7 +141,8 @@ def count_exported(
             continue
         args = tree_map(_value, node.args)
         kwargs = tree_map(_value, dict(node.kwargs))
-        if causal == "exact" and getattr(node.target, "overloadpacket", None) is torch.ops.aten.scaled_dot_product_attention:
+        is_sdpa = getattr(node.target, "overloadpacket", None) is torch.ops.aten.scaled_dot_product_attention
+        if causal == "exact" and is_sdpa:
             args, kwargs = _causal_mask_as_flag(program, node, args, kwargs, causal_masks)
         output = node.meta.get("val")
         module_path, module_type = _module_of(node, prefix, strip)
@@ -265,8 +267,9 @@ def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -
                 if current.op == "placeholder":
                     env[current] = _real_like(current.meta.get("val"), trial)
                 else:
-                    run_args = tree_map(lambda a: env[a] if isinstance(a, fx.Node) else a, current.args)
-                    run_kwargs = tree_map(lambda a: env[a] if isinstance(a, fx.Node) else a, dict(current.kwargs))
+                    value_of = functools.partial(_value_in, env)
+                    run_args = tree_map(value_of, current.args)
+                    run_kwargs = tree_map(value_of, dict(current.kwargs))
                     if "device" in run_kwargs:  # factories recorded the meta device: compute on the CPU
                         run_kwargs["device"] = torch.device("cpu")
                     with torch.device("cpu"):
@@ -282,6 +285,11 @@ def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -
     length, source = keep.shape[-2:]
     causal = torch.ones(length, source, dtype=torch.bool).tril()
     return bool((keep == causal).all())
+
+
+def _value_in(env: dict[fx.Node, Any], arg: Any) -> Any:
+    """A node's computed value from ``env``; any other argument as it is."""
+    return env[arg] if isinstance(arg, fx.Node) else arg
 
 
 def _real_like(value: Any, trial: int) -> Any:

@@ -458,7 +458,8 @@ def parse_config(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            raise SpecError(f"malformed --config {item!r}: expected KEY=VALUE", "write e.g. --config num_hidden_layers=2")
+            raise SpecError(f"malformed --config {item!r}: expected KEY=VALUE",
+                            "write e.g. --config num_hidden_layers=2")
         try:
             config[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

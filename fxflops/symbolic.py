@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 import sympy
 import torch
@@ -23,7 +23,7 @@ from torch import nn
 from fxflops.errors import FxFlopsError
 
 #: A count: a Python int, or a sympy expression when some input sizes are symbols.
-Count = Union[int, sympy.Expr]
+Count = int | sympy.Expr
 
 Dynamic = Mapping[int | str, Mapping[int, str]]
 

@@ -91,6 +91,7 @@ def test_backward_and_mfu(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_trace_export(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "count", "torchvision:resnet18", "--trace", "export", "--format", "json")
+    assert code == 0
     data = json.loads(out)
     # the same 3,628,146,688 through torch.export
     assert data["total"] == 3_628_146_688 and data["trace"] == "export"
@@ -98,7 +99,7 @@ def test_trace_export(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_zoo_timm_pattern(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("timm")
-    code, out, err = run(capsys, "zoo", "timm", "convnext_atto", "--format", "csv", "--no-progress")
+    code, out, _ = run(capsys, "zoo", "timm", "convnext_atto", "--format", "csv", "--no-progress")
     assert code == 0
     lines = out.strip().splitlines()
     assert lines[0] == "model,input,params,gflops,flops,uncounted,trace"

@@ -143,7 +143,7 @@ def gate_flops(ctx: NodeContext) -> int:
 
 
 def test_user_rule_makes_a_leaf_and_is_used() -> None:
-    with pytest.raises(TraceError, match="could not trace GatedNet.forward \\(in module 'gate'\\)"):
+    with pytest.raises(TraceError, match=r"could not trace GatedNet\.forward \(in module 'gate'\)"):
         fxflops.count(GatedNet(), meta(2, 10), trace="symbolic")
     report = fxflops.count(GatedNet(), meta(2, 10), rules={Gate: gate_flops})
     # gate: 3 * 2*10 = 60; fc: 2*2*10*10 = 400
@@ -162,7 +162,7 @@ def test_rules_argument_is_scoped_to_one_call() -> None:
 def test_registered_rule_and_conflict() -> None:
     registry = fxflops.RuleRegistry()
     registry.register(Gate, category="custom")(gate_flops)
-    with pytest.raises(RuleConflictError, match="already has the rule test_counter.gate_flops"):
+    with pytest.raises(RuleConflictError, match=r"already has the rule test_counter\.gate_flops"):
         registry.register(Gate)(lambda ctx: 0)
     registry.register(Gate, override=True)(lambda ctx: 1)
     assert registry.lookup_module(Gate).rule(None) == 1  # type: ignore[arg-type,union-attr]
@@ -206,7 +206,7 @@ def test_module_rules_follow_the_mro() -> None:
 
 
 def test_bad_targets_are_rejected() -> None:
-    with pytest.raises(TypeError, match="not an nn.Module subclass"):
+    with pytest.raises(TypeError, match=r"not an nn\.Module subclass"):
         fxflops.RuleRegistry().register(int)(gate_flops)
 
 
@@ -276,7 +276,7 @@ def test_rule_errors_name_the_node_and_keep_the_cause() -> None:
 
 
 def test_rule_must_return_an_int() -> None:
-    with pytest.raises(RuleError, match="returned 1.5, not an int"):
+    with pytest.raises(RuleError, match=r"returned 1\.5, not an int"):
         fxflops.count(GatedNet(), meta(2, 10), rules={Gate: lambda ctx: 1.5})
 
 
@@ -316,7 +316,7 @@ def test_inputs_on_any_device_and_dtype() -> None:
 
 
 def test_mismatched_inputs_give_a_clear_error() -> None:
-    with pytest.raises(TraceError, match="inputs do not match TwoInputs.forward"):
+    with pytest.raises(TraceError, match=r"inputs do not match TwoInputs\.forward"):
         fxflops.count(TwoInputs(), (meta(3, 4), meta(4, 5), meta(1)))
 
 
