@@ -85,19 +85,18 @@ class FlopTracer(fx.Tracer):
         self.failure: BaseException | None = None
         self._parameter_names: dict[int, str] | None = None
         self._buffer_names: dict[int, str] | None = None
-
-    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
-        self._parameter_names = self._buffer_names = None
-        return super().trace(root, concrete_args)
+        self._indexed_root: nn.Module | None = None
 
     def _attribute_name(self, value: torch.Tensor) -> str | None:
         """The qualified name of a parameter (for ``nn.Parameter``) or buffer of the root.
 
         torch.fx scans ``named_parameters()``/``named_buffers()`` on every parameter access and
         every tensor argument; one id index per trace makes tracing large models several times
-        faster. Names are the first a tensor is reachable by, as in torch.fx's scan.
+        faster. Names are the first a tensor is reachable by, as in torch.fx's scan. A tensor
+        registered after the index was built is not found here and gets torch.fx's scan.
         """
-        if self._parameter_names is None or self._buffer_names is None:
+        if self._indexed_root is not self.root or self._parameter_names is None or self._buffer_names is None:
+            self._indexed_root = self.root
             self._parameter_names, self._buffer_names = {}, {}
             for name, param in self.root.named_parameters():
                 self._parameter_names.setdefault(id(param), name)
