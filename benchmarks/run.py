@@ -98,7 +98,7 @@ def _profiles(res: Results, log: Callable[[str], None], every: bool) -> None:
         jobs.append(("EVA02-E-14", lambda: profiling.profile_open_clip_count("EVA02-E-14", 1)))
     if any("zoo" in n for n in failed):
         jobs.append(("a sample of the zoo", profiling.profile_zoo_sample))
-    if any("peak RSS" in n for n in failed):
+    if any("peak RSS" in t.name and t.status == "FAIL" for t in res.targets):
         res.notes.append(
             "The peak-RSS target failed; memory is not profiled by the runner (use tracemalloc)."
         )
