@@ -34,6 +34,7 @@ _EXPORTS = {
     "TraceError": "fxflops.errors",
     "UncountedOpError": "fxflops.errors",
     "FlopBudgetError": "fxflops.errors",
+    "CausalMaskWarning": "fxflops.errors",
     "assert_flops": "fxflops.budget",
     "crosscheck": "fxflops.crosscheck",
     "mfu": "fxflops.mfu",

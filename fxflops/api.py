@@ -12,6 +12,7 @@ from fxflops.convention import Convention, resolve_convention
 from fxflops.counter import FlopCounter
 from fxflops.errors import UncountedOpError
 from fxflops.export import count_exported, export_module
+from fxflops.masks import warn_unreadable_masks
 from fxflops.registry import DEFAULT_REGISTRY, Rule, Target
 from fxflops.report import FlopReport, NodeRecord
 from fxflops.tracing import trace as trace_model
@@ -97,6 +98,7 @@ def count(
     fallbacks: dict[str, str] = {}
     symbols: dict[Any, Any] = {}
     dynamic_shapes = None
+    unreadable_masks: dict[str, str] = {}
     if dynamic:
         from fxflops.symbolic import dynamic_shapes_for, symbol_map
 
@@ -110,7 +112,7 @@ def count(
         if dynamic:
             symbols = symbol_map(program, marked, n_positional)
         records = count_exported(program, registry, resolved, strip="" if method == "forward" else "model",
-                                 causal=causal, symbols=symbols, backward=backward)
+                                 causal=causal, symbols=symbols, backward=backward, unreadable_masks=unreadable_masks)
         params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
         fallbacks = {"": "trace='export' was requested" if trace == "export" else
                      "symbolic sizes (dynamic=...) are counted through torch.export" if dynamic else
@@ -121,6 +123,9 @@ def count(
         records = counter.count()
         params = sum(p.numel() for p in counter.used_parameters.values())
         fallbacks = {**traced.fallbacks, **counter.fallbacks}
+        unreadable_masks = counter.unreadable_masks
+    if unreadable_masks:
+        warn_unreadable_masks(unreadable_masks)
     report = FlopReport(
         model=type(model).__name__ + ("" if method == "forward" else f".{method}"),
         nodes=records,

@@ -38,6 +38,8 @@ class NodeContext:
         convention: the convention of this count; most rules ignore it.
         causal: ``"dense"`` (default: a causal mask saves nothing, as FlopCounterMode counts) or
             ``"exact"`` (attention rules count only the score entries the mask keeps).
+        mask_probe: under ``causal="exact"`` on a torch.fx graph, what :meth:`mask_is_causal`
+            asks; ``None`` otherwise.
         macs: a rule may set this to the node's multiply-accumulates when they are not simply
             half its FLOPs (e.g. a convention that also counts bias adds); else it stays ``None``.
     """
@@ -50,6 +52,8 @@ class NodeContext:
     convention: Convention
     causal: str = "dense"
     macs: int | None = None
+    #: causal="exact" on a torch.fx graph: evaluates mask arguments (:mod:`fxflops.masks`).
+    mask_probe: Any = field(default=None, repr=False)
     _bound: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -97,6 +101,14 @@ class NodeContext:
         """Like :meth:`arg` for a tensor argument, ``None`` when it is absent or not a tensor."""
         value = self.arg(name, position, default=None)
         return value if isinstance(value, torch.Tensor) else None
+
+    def mask_is_causal(self, name: str, position: int, semantics: str) -> bool:
+        """Under ``causal="exact"``: whether the mask argument ``name`` (or at ``position``)
+        evaluates to torch's top-left causal mask. ``semantics`` is :data:`fxflops.masks.MHA`
+        (boolean True = not attended) or :data:`fxflops.masks.SDPA` (True = attended)."""
+        if self.causal != "exact" or self.mask_probe is None:
+            return False
+        return self.mask_probe.is_causal(self.node, name, position, semantics)
 
     def bound_arguments(self) -> dict[str, Any]:
         """All arguments by name, defaults applied, when the callee's signature is known.

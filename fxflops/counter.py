@@ -22,6 +22,7 @@ from torch import fx, nn
 from fxflops.context import NodeContext, _shapes
 from fxflops.convention import MATMUL_CLASS, Convention
 from fxflops.errors import RuleError, TraceError
+from fxflops.masks import MaskProbe
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, tensor_leaves, to_meta
@@ -52,6 +53,12 @@ class FlopCounter(fx.Interpreter):
         self._meta_cache: dict[int, torch.Tensor] = {}
         self._meta_modules: dict[int, nn.Module] = {}
         self._modules_seen: set[int] = set()
+        #: causal="exact": evaluates attention masks passed as tensors (fxflops.masks).
+        self._python_values: dict[fx.Node, Any] = {}
+        #: Attention nodes counted dense because their mask could not be evaluated: name -> why.
+        self.unreadable_masks: dict[str, str] = {}
+        self.mask_probe = (MaskProbe(self._python_values, self._original_value, self.unreadable_masks)
+                           if causal == "exact" else None)
 
     def count(self) -> list[NodeRecord]:
         """Run the graph; return the node records."""
@@ -81,28 +88,43 @@ class FlopCounter(fx.Interpreter):
                                          "module a leaf with leaf_modules=[...] and give it a rule")) from e
         if n.op not in ("placeholder", "output"):
             self.records.append(self._record(n, args, kwargs, output))
+        if self.mask_probe is not None and not tensor_leaves(output):
+            self._python_values[n] = output  # dtypes and sizes a mask may be cast or cut with
         return output
 
     def placeholder(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        name = self._input_name(target)
+        if name is not None:
+            return to_meta(self.traced.placeholder_values[name], self._meta_cache)
+        # A concrete argument that torch.fx kept as a placeholder: its default is its value.
+        return args[0] if args else None
+
+    def _input_name(self, target: Any) -> str | None:
+        """The model input a placeholder stands for, or ``None`` for a baked-in default."""
         name = str(target).lstrip("*")
         values = self.traced.placeholder_values
         if name not in values:
             # torch.fx names a concrete argument's placeholder "<name>_1".
             base, _, suffix = name.rpartition("_")
             name = base if suffix.isdigit() and base in values else name
-        if name in values:
-            return to_meta(values[name], self._meta_cache)
-        # A concrete argument that torch.fx kept as a placeholder: its default is its value.
-        return args[0] if args else None
+        return name if name in values else None
 
     def get_attr(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if target in self.traced.constants:
-            value = self.traced.constants[target]
-        else:
-            value = self.fetch_attr(target)
+        value = self._attribute(target)
         if isinstance(value, nn.Parameter):
             self.used_parameters[id(value)] = value
         return to_meta(value, self._meta_cache)
+
+    def _attribute(self, target: str) -> Any:
+        """The user's own value of a get_attr target (constants torch.fx set aside included)."""
+        return self.traced.constants[target] if target in self.traced.constants else self.fetch_attr(target)
+
+    def _original_value(self, n: fx.Node) -> Any:
+        """The user's value behind a get_attr or placeholder node, with its data (fxflops.masks)."""
+        if n.op == "get_attr":
+            return self._attribute(str(n.target))
+        name = self._input_name(n.target)
+        return self.traced.placeholder_values[name] if name is not None else (n.args[0] if n.args else None)
 
     def fetch_attr(self, target: str) -> Any:
         # "" names the root itself: a model that is a leaf is a one-node graph (tracing.py).
@@ -171,6 +193,7 @@ class FlopCounter(fx.Interpreter):
         self._use_parameters(module)
         program = export_module(module, args, kwargs, grad=self.backward)
         self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target),
+                                           unreadable_masks=self.unreadable_masks,
                                            causal=self.causal, backward=self.backward))
         return exported_outputs(program)
 
@@ -183,6 +206,7 @@ class FlopCounter(fx.Interpreter):
         name = getattr(n.target, "__name__", "function")
         program = export_module(FunctionCall(n.target), args, kwargs, grad=self.backward)
         records = count_exported(program, self.registry, self.convention, prefix=module_path, causal=self.causal,
+                                 unreadable_masks=self.unreadable_masks,
                                  backward=self.backward)
         self.records.extend(replace(r, name=f"{n.name}.{r.name}") for r in records)
         self.fallbacks[f"{module_path}:{name}" if module_path else name] = (
@@ -218,7 +242,7 @@ class FlopCounter(fx.Interpreter):
             entry, module = self._lookup(n)
             if entry is not None and self.convention.counts(entry.category):
                 ctx = NodeContext(node=n, module=module, args=args, kwargs=kwargs, output=output,
-                                  convention=self.convention, causal=self.causal)
+                                  convention=self.convention, causal=self.causal, mask_probe=self.mask_probe)
                 flops = self._apply(entry, ctx, module_path)
                 macs = ctx.macs
                 if self.backward:
@@ -374,7 +398,25 @@ def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
             return out.requires_grad_(True) if _needs_grad(args, module) and out.is_floating_point() else out
     if type(module) is nn.MultiheadAttention:
         return _mha_output(module, args, kwargs)
+    shaped_like = _SHAPED_LIKE_INPUT.get(type(module))
+    if shaped_like is not None:
+        name, position = shaped_like
+        x = kwargs.get(name, args[position] if len(args) > position else None)
+        if isinstance(x, torch.Tensor):
+            # nn.Transformer* check on the data whether a mask is causal (.item()), which meta
+            # tensors cannot answer: their output is shaped like the source or target sequence.
+            return _same_shape(x, _needs_grad((args, kwargs), module))
     return None
+
+
+#: Modules whose output has the shape of one input: its name and position.
+_SHAPED_LIKE_INPUT: dict[type[nn.Module], tuple[str, int]] = {
+    nn.TransformerEncoderLayer: ("src", 0),
+    nn.TransformerEncoder: ("src", 0),
+    nn.TransformerDecoderLayer: ("tgt", 0),
+    nn.TransformerDecoder: ("tgt", 0),
+    nn.Transformer: ("tgt", 1),
+}
 
 
 _MHA_ARGS = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights",

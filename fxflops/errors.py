@@ -1,4 +1,4 @@
-"""The exceptions fxflops raises. All derive from :class:`FxFlopsError`."""
+"""The exceptions fxflops raises (all derive from :class:`FxFlopsError`), and its warnings."""
 
 from __future__ import annotations
 
@@ -25,3 +25,8 @@ class UncountedOpError(FxFlopsError):
 
 class FlopBudgetError(FxFlopsError, AssertionError):
     """A FLOP count exceeded its budget (``fxflops.assert_flops`` or the pytest plugin)."""
+
+
+class CausalMaskWarning(UserWarning):
+    """``causal="exact"`` met an attention mask it could not evaluate (its data is on the meta
+    device), so that attention was counted dense."""

@@ -25,6 +25,7 @@ from torch.utils._pytree import tree_map, tree_unflatten
 from fxflops.context import NodeContext, _shapes
 from fxflops.convention import MATMUL_CLASS, Convention
 from fxflops.errors import RuleError, TraceError
+from fxflops.masks import SDPA, is_top_left_causal, kept_entries
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, to_meta
@@ -122,19 +123,21 @@ def count_exported(
     causal: str = "dense",
     symbols: Mapping[Any, Any] | None = None,
     backward: bool = False,
+    unreadable_masks: dict[str, str] | None = None,
 ) -> list[NodeRecord]:
     """One record per ``call_function`` node of ``program``, module paths under ``prefix``.
 
     ``strip`` removes a leading module name from the recorded paths (see :func:`export_module`).
     ``symbols`` maps torch's shape symbols to the user's (:mod:`fxflops.symbolic`); counts of
-    graphs with symbolic sizes are then sympy polynomials.
+    graphs with symbolic sizes are then sympy polynomials. Under ``causal="exact"``, attention
+    nodes whose mask cannot be evaluated are added to ``unreadable_masks`` (name -> why).
     """
     from fxflops.symbolic import dim_value, half, to_count
 
     symbols = symbols or {}
     if backward:
         _propagate_requires_grad(program)
-    causal_masks: dict[fx.Node, bool] = {}
+    causal_masks: dict[fx.Node, bool | None] = {}
     records: list[NodeRecord] = []
     for node in program.graph_module.graph.nodes:
         if node.op != "call_function":
@@ -144,6 +147,9 @@ def count_exported(
         is_sdpa = getattr(node.target, "overloadpacket", None) is torch.ops.aten.scaled_dot_product_attention
         if causal == "exact" and is_sdpa:
             args, kwargs = _causal_mask_as_flag(program, node, args, kwargs, causal_masks)
+            if causal_masks.get(_mask_node(node), False) is None and unreadable_masks is not None:
+                unreadable_masks[f"{prefix}.{node.name}" if prefix else node.name] = \
+                    "its mask is computed from parameters, buffers or constants, which export sees on meta"
         output = node.meta.get("val")
         module_path, module_type = _module_of(node, prefix, strip)
         has_tensor = _is_tensor_input((args, kwargs, output))
@@ -219,10 +225,11 @@ def _propagate_requires_grad(program: torch.export.ExportedProgram) -> None:
 
 
 def _causal_mask_as_flag(program: torch.export.ExportedProgram, node: fx.Node, args: tuple[Any, ...],
-                         kwargs: dict[str, Any], seen: dict[fx.Node, bool]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+                         kwargs: dict[str, Any], seen: dict[fx.Node, bool | None]
+                         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """For ``causal="exact"``: an SDPA ``attn_mask`` that is exactly torch's top-left causal mask
     counts as ``is_causal=True``. Hugging Face models pass causal masks as tensors under export."""
-    mask_node = node.args[3] if len(node.args) > 3 else node.kwargs.get("attn_mask")
+    mask_node = _mask_node(node)
     if not isinstance(mask_node, fx.Node):
         return args, kwargs
     if mask_node not in seen:
@@ -238,12 +245,16 @@ def _causal_mask_as_flag(program: torch.export.ExportedProgram, node: fx.Node, a
     return args, kwargs
 
 
-def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -> bool:
+def _mask_node(sdpa: fx.Node) -> Any:
+    return sdpa.args[3] if len(sdpa.args) > 3 else sdpa.kwargs.get("attn_mask")
+
+
+def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -> bool | None:
     """Evaluate the mask on real tensors at the traced size, when it depends on nothing but input
     shapes (and input values, tried twice), and compare it with the top-left causal mask.
 
     A mask computed from parameters, buffers or constants (whose data a meta model does not have)
-    is left alone: attention is then counted dense.
+    cannot be evaluated: ``None``, and attention is counted dense.
     """
     specs = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs
              if hasattr(spec.arg, "name")}
@@ -256,7 +267,7 @@ def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -
         seen.add(current)
         needed.append(current)
         if current.op == "placeholder" and specs.get(current.name) != "USER_INPUT":
-            return False
+            return None
         stack.extend(current.all_input_nodes)
     order = {n: i for i, n in enumerate(program.graph_module.graph.nodes)}
     masks = []
@@ -278,13 +289,9 @@ def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -
             return False
         masks.append(env[mask_node])
     mask = masks[0]
-    if not isinstance(mask, torch.Tensor) or mask.device.type != "cpu" or mask.dim() < 2 \
-            or not torch.equal(masks[0], masks[1]):
+    if not isinstance(mask, torch.Tensor) or mask.device.type != "cpu" or not torch.equal(masks[0], masks[1]):
         return False
-    keep = mask if mask.dtype == torch.bool else torch.isfinite(mask) & (mask == 0)
-    length, source = keep.shape[-2:]
-    causal = torch.ones(length, source, dtype=torch.bool).tril()
-    return bool((keep == causal).all())
+    return is_top_left_causal(kept_entries(mask, SDPA))
 
 
 def _value_in(env: dict[fx.Node, Any], arg: Any) -> Any:

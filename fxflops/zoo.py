@@ -44,6 +44,9 @@ def build_open_clip(name: str) -> nn.Module:
 
     ``force_custom_text=True`` (separate ``visual`` and ``text`` towers), ``pretrained_hf=False``,
     no pretrained weights: nothing is downloaded and no memory is allocated for weights.
+
+    The text tower's causal mask buffer is the one tensor given real data (77 x 77 floats), so
+    that ``count(..., causal="exact")`` can recognise it (:mod:`fxflops.masks`).
     """
     import open_clip
 
@@ -51,7 +54,19 @@ def build_open_clip(name: str) -> nn.Module:
         raise ValueError(f"OpenCLIP has no model named {name!r}; see open_clip.list_models()")
     with _quiet_open_clip(), torch.device("meta"):
         model = open_clip.create_model(name, force_custom_text=True, pretrained_hf=False, device="meta")
+    _real_causal_masks(model)
     return model.eval()
+
+
+def _real_causal_masks(model: nn.Module) -> None:
+    """Rebuild OpenCLIP's ``attn_mask`` buffers on the CPU with the module's own
+    ``build_causal_mask()`` (a mask is tiny; on meta it would carry no data to recognise)."""
+    for module in model.modules():
+        mask = module._buffers.get("attn_mask")
+        build = getattr(module, "build_causal_mask", None)
+        if isinstance(mask, torch.Tensor) and mask.device.type == "meta" and callable(build):
+            with torch.device("cpu"):
+                module._buffers["attn_mask"] = build().to(mask.dtype)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ keeps are counted: ``L * S`` becomes, for torch's ``is_causal=True`` (top-left a
 keys 0..i), ``sum over i < L of min(i + 1, S)`` = ``m(m+1)/2 + (L - m) * S`` with ``m = min(L, S)``,
 ``L(L+1)/2`` when ``L == S``. Kernels whose causal flag is bottom-right aligned (the CUDA flash
 kernels, ``_efficient_attention_forward`` with ``custom_mask_type=2``: query i sees keys
-0..i + S - L) keep ``m(m+1)/2 + m * (S - m)``. Masks passed as tensors are counted dense: their
-content is unknown on meta tensors.
+0..i + S - L) keep ``m(m+1)/2 + m * (S - m)``. A mask passed as a tensor counts as causal when it
+evaluates to torch's top-left causal mask (``_alignment``, :mod:`fxflops.masks`); a mask without
+data (meta) is counted dense, with a warning.
 
 **Conventions.** A fused attention op costs what its unfused equivalent costs under the same
 convention. Under ``"default"`` that is the matmuls alone (FlopCounterMode's count). A convention
@@ -36,6 +37,7 @@ from torch import nn
 
 from fxflops.context import NodeContext
 from fxflops.convention import Convention
+from fxflops.masks import MHA, SDPA
 from fxflops.registry import rule
 
 from .by_convention import (
@@ -122,10 +124,18 @@ def _half_times(factor: Any, scores: Scores) -> Any:
     return factor * scores.count
 
 
-def _alignment(ctx: NodeContext, is_causal: Any, bottom_right: bool = False) -> str | None:
-    if ctx.causal != "exact" or not is_causal:
+def _alignment(ctx: NodeContext, is_causal: Any, bottom_right: bool = False,
+               mask: tuple[str, int, str] | None = None) -> str | None:
+    """The causal alignment to count under ``causal="exact"``, or ``None`` (dense).
+
+    Causal when the kernel's flag says so, or when ``mask`` (the mask argument's name, position
+    and semantics) evaluates to torch's top-left causal mask (:mod:`fxflops.masks`).
+    """
+    if ctx.causal != "exact":
         return None
-    return BOTTOM_RIGHT if bottom_right else TOP_LEFT
+    if not is_causal and not (mask is not None and ctx.mask_is_causal(*mask)):
+        return None
+    return BOTTOM_RIGHT if bottom_right and is_causal else TOP_LEFT
 
 
 def _is_float_mask(mask: Any) -> bool:
@@ -226,7 +236,8 @@ def scaled_dot_product_attention_flops(ctx: NodeContext) -> int:
         mask = named_arg(ctx, "attn_mask", default=None)
         if mask is None:
             mask = named_arg(ctx, "attn_bias", default=None)
-    alignment = _alignment(ctx, is_causal, bottom_right=op_name(ctx) in _BOTTOM_RIGHT_KERNELS)
+    alignment = _alignment(ctx, is_causal, bottom_right=op_name(ctx) in _BOTTOM_RIGHT_KERNELS,
+                           mask=("attn_mask", 3, SDPA))
     cost, batch, scores = _sdpa(tuple(q.shape), tuple(k.shape), tuple(v.shape), ctx.output_shape, alignment)
     cost.extra = score_extras(ctx.convention, batch, scores, float_mask=_is_float_mask(mask))
     return cost.total(ctx)
@@ -363,7 +374,7 @@ def multihead_attention_flops(ctx: NodeContext) -> int:
 
     Independent of ``need_weights`` and of the fused fast path under ``"default"``: both do the
     same matmuls. ``causal="exact"`` with ``is_causal=True`` (the hint that ``attn_mask`` is the
-    causal mask) counts the kept entries.
+    causal mask), or with an ``attn_mask`` that evaluates to the causal mask, counts the kept entries.
     """
     module = ctx.module
     assert isinstance(module, nn.MultiheadAttention)
@@ -377,7 +388,8 @@ def multihead_attention_flops(ctx: NodeContext) -> int:
     float_mask = _mask_added(is_causal, ctx.arg("attn_mask", 5, default=None),
                              ctx.arg("key_padding_mask", 3, default=None), need_weights)
     cost = _module_attention(ctx.convention, module, batch=batch, length=target_len, source=source_len,
-                             alignment=_alignment(ctx, is_causal), float_mask=float_mask,
+                             alignment=_alignment(ctx, is_causal, mask=("attn_mask", 5, MHA)),
+                             float_mask=float_mask,
                              need_weights=need_weights,
                              averaged=bool(ctx.arg("average_attn_weights", 6, default=True)))
     return cost.total(ctx)
@@ -406,7 +418,7 @@ def multi_head_attention_forward_flops(ctx: NodeContext) -> int:
     need_weights = bool(ctx.arg("need_weights", 15, default=True))
     cost, scores = _mha(batch=batch, target_len=target_len, source_len=source_len, embed_dim=embed_dim,
                         kdim=k.shape[-1], vdim=v.shape[-1], extra_keys=extra, attended_len=attended_len,
-                        out_dim=out_dim, alignment=_alignment(ctx, is_causal))
+                        out_dim=out_dim, alignment=_alignment(ctx, is_causal, mask=("attn_mask", 16, MHA)))
     cost.extra = _mha_extras(
         ctx.convention, batch=batch, target_len=target_len, source_len=source_len, embed_dim=embed_dim,
         heads=ctx.arg("num_heads", 4), scores=scores, out_dim=out_dim,
@@ -511,7 +523,8 @@ def transformer_encoder_layer_flops(ctx: NodeContext) -> int:
     is_causal = ctx.arg("is_causal", 3, default=False)
     float_mask = _mask_added(is_causal, ctx.arg("src_mask", 1, default=None),
                              ctx.arg("src_key_padding_mask", 2, default=None))
-    cost = _encoder_layer(ctx.convention, module, batch, length, _alignment(ctx, is_causal), float_mask)
+    alignment = _alignment(ctx, is_causal, mask=("src_mask", 1, MHA))
+    cost = _encoder_layer(ctx.convention, module, batch, length, alignment, float_mask)
     return cost.total(ctx)
 
 
@@ -528,8 +541,8 @@ def transformer_decoder_layer_flops(ctx: NodeContext) -> int:
     tgt_causal, memory_causal = ctx.arg("tgt_is_causal", 6, default=False), ctx.arg("memory_is_causal", 7,
                                                                                    default=False)
     cost = _decoder_layer(
-        ctx.convention, module, batch, length, source, _alignment(ctx, tgt_causal),
-        _alignment(ctx, memory_causal),
+        ctx.convention, module, batch, length, source, _alignment(ctx, tgt_causal, mask=("tgt_mask", 2, MHA)),
+        _alignment(ctx, memory_causal, mask=("memory_mask", 3, MHA)),
         _mask_added(tgt_causal, ctx.arg("tgt_mask", 2, default=None),
                     ctx.arg("tgt_key_padding_mask", 4, default=None)),
         _mask_added(memory_causal, ctx.arg("memory_mask", 3, default=None),
@@ -545,7 +558,7 @@ def transformer_encoder_flops(ctx: NodeContext) -> int:
     assert isinstance(module, nn.TransformerEncoder)
     batch, length = _layout(ctx.input_shapes[0], _batch_first(module))
     is_causal = ctx.arg("is_causal", 3, default=False)
-    alignment = _alignment(ctx, is_causal)
+    alignment = _alignment(ctx, is_causal, mask=("mask", 1, MHA))
     float_mask = _mask_added(is_causal, ctx.arg("mask", 1, default=None),
                              ctx.arg("src_key_padding_mask", 2, default=None))
     cost = _final_norm(ctx.convention, module.norm, batch * length, _width(ctx.input_shapes[0]))
@@ -572,11 +585,12 @@ def transformer_decoder_flops(ctx: NodeContext) -> int:
                             ctx.arg("tgt_key_padding_mask", 4, default=None))
     cross_mask = _mask_added(memory_causal, ctx.arg("memory_mask", 3, default=None),
                              ctx.arg("memory_key_padding_mask", 5, default=None))
+    self_alignment = _alignment(ctx, tgt_causal, mask=("tgt_mask", 2, MHA))
+    cross_alignment = _alignment(ctx, memory_causal, mask=("memory_mask", 3, MHA))
     cost = _final_norm(ctx.convention, module.norm, batch * length, _width(ctx.input_shapes[0]))
     for layer in module.layers:
         cost = cost + _decoder_layer(ctx.convention, layer, batch, length, source,
-                                     _alignment(ctx, tgt_causal), _alignment(ctx, memory_causal), self_mask,
-                                     cross_mask)
+                                     self_alignment, cross_alignment, self_mask, cross_mask)
     return cost.total(ctx)
 
 
@@ -602,11 +616,12 @@ def transformer_flops(ctx: NodeContext) -> int:
     encoder, decoder = module.encoder, module.decoder
     cost = _final_norm(ctx.convention, getattr(encoder, "norm", None), batch * source, width)
     cost = cost + _final_norm(ctx.convention, getattr(decoder, "norm", None), batch * length, width)
+    src_alignment = _alignment(ctx, src_causal, mask=("src_mask", 2, MHA))
+    tgt_alignment = _alignment(ctx, tgt_causal, mask=("tgt_mask", 3, MHA))
+    memory_alignment = _alignment(ctx, memory_causal, mask=("memory_mask", 4, MHA))
     for layer in encoder.layers:
-        cost = cost + _encoder_layer(ctx.convention, layer, batch, source, _alignment(ctx, src_causal),
-                                     src_mask)
+        cost = cost + _encoder_layer(ctx.convention, layer, batch, source, src_alignment, src_mask)
     for layer in decoder.layers:
         cost = cost + _decoder_layer(ctx.convention, layer, batch, length, source,
-                                     _alignment(ctx, tgt_causal), _alignment(ctx, memory_causal), tgt_mask,
-                                     memory_mask)
+                                     tgt_alignment, memory_alignment, tgt_mask, memory_mask)
     return cost.total(ctx)

@@ -683,3 +683,100 @@ def test_transformer_and_encoder_stack_is_causal() -> None:
     assert total(model, src, tgt, convention="default", causal="exact", kwargs=kwargs) == expected
     dense = expected - 2688 + 4608
     assert total(model, src, tgt, convention="default", kwargs=kwargs) == dense
+
+
+# -- causal masks passed as tensors (fxflops.masks) ----------------------------------------------
+
+
+class _GeneratedMask(nn.Module):
+    """nn.TransformerEncoder with the mask built in forward, without is_causal (the usual way)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 1,
+                                             enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x, mask=nn.Transformer.generate_square_subsequent_mask(x.shape[1]))
+
+
+def test_encoder_with_a_generated_mask() -> None:
+    x = meta(1, 8, 16)
+    # N=1, L=8, E=16, FF=32: projections 4 * 2*8*16*16 = 16384, core 2*2*8*8*16 = 4096,
+    # feed-forward 2 * 2*8*16*32 = 16384
+    assert total(_GeneratedMask(), x, convention="default") == 16384 + 4096 + 16384
+    # the mask evaluates to torch's causal mask: 8*9/2 = 36 of 64 entries, core 2*2*36*16 = 2304
+    assert total(_GeneratedMask(), x, convention="default", causal="exact") == 16384 + 2304 + 16384
+
+
+class _BufferMask(nn.Module):
+    """nn.MultiheadAttention given a causal mask kept as a buffer, as OpenCLIP's text tower does."""
+
+    def __init__(self, mask: torch.Tensor, device: str = "cpu") -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True, device=device)
+        self.register_buffer("mask", mask.to(device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, attn_mask=self.mask.to(x.dtype), need_weights=False)[0]
+
+
+def _float_causal(length: int) -> torch.Tensor:
+    return torch.full((length, length), float("-inf")).triu(1)
+
+
+# projections 4 * 2*8*16*16 = 16384 (N=1, L=8, E=16); core 2*2*8*8*16 = 4096 dense, 2*2*36*16 = 2304 exact
+MHA_DENSE, MHA_EXACT = 16384 + 4096, 16384 + 2304
+
+
+@pytest.mark.parametrize("mask", [
+    _float_causal(8),                                  # additive: -inf above the diagonal
+    torch.ones(8, 8, dtype=torch.bool).triu(1),        # boolean, MHA's meaning: True = not attended
+    _float_causal(8).expand(2, 8, 8).clone(),          # one copy per head (N * heads, L, S)
+])
+def test_mha_recognises_a_causal_buffer(mask: torch.Tensor) -> None:
+    x = meta(1, 8, 16)
+    assert total(_BufferMask(mask), x, convention="default") == MHA_DENSE
+    assert total(_BufferMask(mask), x, convention="default", causal="exact") == MHA_EXACT
+
+
+@pytest.mark.parametrize("mask", [
+    torch.zeros(8, 8),                                 # attends everywhere
+    torch.ones(8, 8, dtype=torch.bool).tril(),         # SDPA's meaning of a causal mask: for MHA, its opposite
+    _float_causal(8).T.contiguous(),                   # anti-causal
+])
+def test_mha_other_masks_stay_dense(mask: torch.Tensor) -> None:
+    if mask.dtype == torch.bool:
+        mask = mask & ~torch.eye(8, dtype=torch.bool)  # keep every row attending somewhere
+    assert total(_BufferMask(mask), meta(1, 8, 16), convention="default", causal="exact") == MHA_DENSE
+
+
+def test_meta_mask_counts_dense_and_warns() -> None:
+    with pytest.warns(fxflops.CausalMaskWarning, match=r"1 attention node\(s\).*attribute 'mask'.*meta device"):
+        exact = total(_BufferMask(_float_causal(8), device="meta"), meta(1, 8, 16), convention="default",
+                      causal="exact")
+    assert exact == MHA_DENSE
+
+
+class _SdpaMask(nn.Module):
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        keep = torch.ones(16, 16, dtype=torch.bool, device=q.device).tril()  # SDPA: True = attended
+        return F.scaled_dot_product_attention(q, q, q, attn_mask=keep)
+
+
+@pytest.mark.parametrize("trace", TRACES)
+def test_sdpa_recognises_a_boolean_causal_mask(trace: str) -> None:
+    q = meta(1, 2, 16, 8)
+    # B=1, H=2, L=S=16, E=Ev=8: 2*1*2*16*16*(8+8) = 16384 dense; 136 of 256 entries: 2*2*136*16 = 8704
+    assert total(_SdpaMask(), q, convention="default", trace=trace) == 16384
+    assert total(_SdpaMask(), q, convention="default", trace=trace, causal="exact") == 8704
+
+
+def test_open_clip_text_tower_causal_exact(vit_b_16: nn.Module) -> None:
+    image, text = meta(1, 3, 224, 224), meta(1, 77, dtype=torch.long)
+    result = fxflops.count(vit_b_16, (image, text), causal="exact")
+    # the text tower's attention core, 12 layers, width 512, 77 tokens: dense 12 * 2*2*77*77*512
+    # = 145,711,104; its causal mask keeps 77*78/2 = 3003 entries: 12 * 2*2*3003*512 = 73,801,728
+    assert result.module("text") == 5_959_540_736 - 145_711_104 + 73_801_728
+    # the image tower has no mask: 35,126,906,880 as dense
+    assert result.module("visual") == 35_126_906_880
