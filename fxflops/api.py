@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ from torch import nn
 
 from fxflops.convention import Convention, resolve_convention
 from fxflops.counter import FlopCounter
-from fxflops.errors import UncountedOpError
+from fxflops.errors import TraceError, UncountedOpError
 from fxflops.export import count_exported, export_module
 from fxflops.masks import warn_unreadable_masks
 from fxflops.registry import DEFAULT_REGISTRY, Rule, Target
@@ -44,6 +45,10 @@ def count(
 
     Args:
         model: the module to count; built on any device, ``torch.device("meta")`` included.
+            Wrappers that add no computation are looked through: ``torch.compile``'s
+            ``OptimizedModule`` and ``nn.DataParallel``/``DistributedDataParallel`` are counted
+            as the module they wrap. TorchScript modules cannot be counted (their code is not
+            Python to trace): count the module before ``torch.jit.script``/``trace``.
         inputs: a tensor or a tuple of positional inputs.
         kwargs: keyword inputs of the method (tensors are traced, other values are baked in).
         method: the method to count, e.g. ``"encode_text"`` of an OpenCLIP model.
@@ -81,6 +86,7 @@ def count(
 
     load_rule_packs()
     register_imported()
+    model = unwrap(model)
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
     elif isinstance(inputs, list):
@@ -145,6 +151,23 @@ def count(
     if strict and report.uncounted:
         raise UncountedOpError(uncounted_message(report.uncounted))
     return report
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside wrappers that only forward to it (see :func:`count`)."""
+    while True:
+        if isinstance(model, torch.jit.ScriptModule):
+            raise TraceError(f"{type(model).__name__} is a TorchScript module, whose code torch.fx and "
+                             "torch.export cannot follow\nhint: count the nn.Module before torch.jit.script/"
+                             "torch.jit.trace, e.g. fxflops.count(model, x) on the original model")
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+            continue
+        eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # imported by torch.compile
+        if eval_frame is not None and isinstance(model, eval_frame.OptimizedModule):
+            model = model._orig_mod
+            continue
+        return model
 
 
 def uncounted_message(records: Sequence[NodeRecord]) -> str:

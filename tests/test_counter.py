@@ -387,3 +387,20 @@ def test_fast_attention_output_shapes_match_running_it(batch_first: bool, need_w
     assert (fast[1] is None) == (expected[1] is None)
     if expected[1] is not None:
         assert fast[1].shape == expected[1].shape
+
+
+def test_wrappers_are_looked_through() -> None:
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = meta(3, 8)
+    # 2*3*8*4 + 2*3*4*2 = 192 + 48
+    expected = 240
+    assert fxflops.count(torch.compile(model), x).total == expected
+    assert fxflops.count(nn.DataParallel(model), x).total == expected
+    assert fxflops.count(torch.compile(nn.DataParallel(model)), x).total == expected
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_torchscript_gets_a_hint() -> None:
+    scripted = torch.jit.script(nn.Linear(8, 4))
+    with pytest.raises(TraceError, match=r"TorchScript module(.|\n)*hint: count the nn\.Module before"):
+        fxflops.count(scripted, torch.empty(1, 8))
