@@ -8,13 +8,12 @@ the same number.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
+from flop_testing import make_call, meta, torch_reference_flops
 from fxflops.rules.attention import BOTTOM_RIGHT, TOP_LEFT, kept_scores
 from torch import nn
 
@@ -30,19 +29,7 @@ from fxflops.convention import (
 )
 from fxflops.symbolic import NotPolynomialError
 
-_FIXTURES = Path(__file__).parent / "rules" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("_rule_fixtures", _FIXTURES)
-assert _spec is not None and _spec.loader is not None
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)
-make_call = _fixtures.make_call
-torch_reference_flops = _fixtures.torch_reference_flops
-
 TRACES = ["symbolic", "export"]
-
-
-def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.empty(*shape, device="meta", dtype=dtype)
 
 
 def report(model: nn.Module, *inputs: Any, convention: str | Convention = "full", trace: str = "symbolic",

@@ -7,15 +7,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from flop_testing import meta
 from torch import nn
 
 import fxflops
 from fxflops import FlopReport, NodeContext, RuleConflictError, RuleError, TraceError, UncountedOpError
-
-
-def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype, device="meta")
-
 
 # -- OpenCLIP ViT-B-16 ---------------------------------------------------------------------------
 

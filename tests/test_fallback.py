@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from flop_testing import meta
 from torch import nn
 
 import fxflops
 from fxflops import TraceError
-
-
-def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype, device="meta")
 
 
 class SizeGate(nn.Module):

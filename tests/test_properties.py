@@ -13,13 +13,12 @@ well under a minute on two cores.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from flop_testing import fxflops_total, make_call, meta, torch_reference_flops
 from fxflops.rules.attention import BOTTOM_RIGHT, TOP_LEFT, kept_scores
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,22 +27,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import fxflops
 
-_FIXTURES = Path(__file__).parent / "rules" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("_rule_fixtures", _FIXTURES)
-assert _spec is not None and _spec.loader is not None
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)
-torch_flops = _fixtures.torch_reference_flops
-count = _fixtures.fxflops_total
-call = _fixtures.make_call
+torch_flops = torch_reference_flops
+count = fxflops_total
+call = make_call
 
 PROPERTY = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SLOW_PROPERTY = settings(PROPERTY, max_examples=25)
-
-
-def meta(*shape: int) -> torch.Tensor:
-    return torch.empty(*shape, device="meta")
 
 
 # -- convolutions -------------------------------------------------------------------------------

@@ -5,16 +5,12 @@ from __future__ import annotations
 import pytest
 import sympy
 import torch
+from flop_testing import meta
 from torch import nn
 
 import fxflops
 from fxflops.report import FlopReport
 from fxflops.symbolic import NotPolynomialError
-
-
-def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype, device="meta")
-
 
 L, B = sympy.symbols("L B", integer=True, positive=True)
 
