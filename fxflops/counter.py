@@ -398,6 +398,8 @@ def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
             return out.requires_grad_(True) if _needs_grad(args, module) and out.is_floating_point() else out
     if type(module) is nn.MultiheadAttention:
         return _mha_output(module, args, kwargs)
+    if type(module) in (nn.LSTM, nn.GRU, nn.RNN):
+        return _rnn_output(module, args, kwargs)
     shaped_like = _SHAPED_LIKE_INPUT.get(type(module))
     if shaped_like is not None:
         name, position = shaped_like
@@ -442,6 +444,28 @@ def _mha_output(module: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: di
     batch = (query.shape[0 if module.batch_first else 1],) if batched else ()
     weights = torch.empty((*batch, *heads, length, source), dtype=query.dtype, device="meta")
     return output, weights.requires_grad_(grad)
+
+
+def _rnn_output(module: nn.RNNBase, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``(output, h_n)`` (``(output, (h_n, c_n))`` for nn.LSTM) from shapes: on meta tensors the
+    recurrent layers run every time step through Python decompositions (seconds per layer)."""
+    x = kwargs.get("input", args[0] if args else None)
+    if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3) or x.shape[-1] != module.input_size:
+        return None  # PackedSequence and malformed inputs: run the module
+    batched = x.dim() == 3
+    batch = (x.shape[0 if module.batch_first else 1],) if batched else ()
+    directions = 2 if module.bidirectional else 1
+    out_size = module.proj_size if getattr(module, "proj_size", 0) > 0 else module.hidden_size
+    grad = _needs_grad((args, kwargs), module) and x.is_floating_point()
+
+    def empty(*shape: int) -> torch.Tensor:
+        return torch.empty(shape, dtype=x.dtype, device="meta").requires_grad_(grad)
+
+    output = empty(*x.shape[:-1], directions * out_size)
+    h_n = empty(directions * module.num_layers, *batch, out_size)
+    if isinstance(module, nn.LSTM):
+        return output, (h_n, empty(directions * module.num_layers, *batch, module.hidden_size))
+    return output, h_n
 
 
 def _zero_python_values(ctx: NodeContext) -> int:

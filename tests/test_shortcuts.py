@@ -180,3 +180,23 @@ class _Plain(nn.Module):
 def test_cached_signature_equals_inspect(module: nn.Module) -> None:
     assert _signature(module.forward) == inspect.signature(module.forward)
     assert _signature(module.forward) == inspect.signature(module.forward)  # from the cache
+
+
+@pytest.mark.parametrize("kind,proj_size", [(nn.LSTM, 0), (nn.LSTM, 3), (nn.GRU, 0), (nn.RNN, 0)])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batched", [True, False])
+def test_recurrent_shortcut_matches_running_it(kind: type[nn.RNNBase], proj_size: int, batch_first: bool,
+                                               bidirectional: bool, batched: bool) -> None:
+    from fxflops.counter import _fast_output
+
+    options = {"proj_size": proj_size} if proj_size else {}
+    with torch.device("meta"):
+        module = kind(4, 5, num_layers=2, batch_first=batch_first, bidirectional=bidirectional, **options)
+    x = torch.empty((2, 3, 4) if batched else (3, 4), device="meta", requires_grad=True)
+    with torch.enable_grad():
+        expected = module(x)
+        fast = _fast_output(module, (x,), {})
+    assert [(t.shape, t.dtype, t.requires_grad) for t in tree_leaves(fast)] == \
+        [(t.shape, t.dtype, t.requires_grad) for t in tree_leaves(expected)]
+    assert type(fast[1]) is type(expected[1])  # LSTM: a (h_n, c_n) tuple
