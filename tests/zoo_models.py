@@ -83,6 +83,13 @@ TIMM_MODELS = (
     "efficientformerv2_s0", "maxvit_tiny_tf_224", "coatnet_0_rw_224", "levit_128s", "levit_conv_128s",
     "resnet18", "mobilenetv3_small_100", "caformer_s18", "poolformer_s12", "eva02_tiny_patch14_224",
     "cait_xxs24_224", "xcit_nano_12_p16_224", "pvt_v2_b0", "mobilevit_xs", "fastvit_t8", "hgnetv2_b0",
+    # one of each mechanism met in a wider sweep (all agreed): an LSTM over patches, attention
+    # counted through torch.export per block (twins, convit, nest) or for the whole model
+    # (crossvit, samvit), pooling attention, multi-scale and split-attention convolutions
+    "sequencer2d_s", "twins_svt_small", "convit_tiny", "nest_tiny", "crossvit_tiny_240", "samvit_base_patch16",
+    "hiera_tiny_224", "mvitv2_tiny", "densenet121", "inception_next_tiny", "res2net50_14w_8s", "volo_d1_224",
+    "halonet26t", "lambda_resnet26t", "efficientvit_b0", "mambaout_femto", "tnt_s_patch16_224",
+    "hrnet_w18_small",
 )
 
 
