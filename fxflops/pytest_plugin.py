@@ -106,6 +106,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         state.write_baselines()
         if any(result.error for result in state.results) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if state.options.json:
+        # Relative to where pytest was invoked, as --junit-xml is.
+        state.write_json(config.invocation_params.dir / state.options.json)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -139,6 +139,7 @@ def test_help_lists_options_and_marker(pytester: pytest.Pytester) -> None:
             "*--flops-report, --no-flops-report*",
             "*--flops-rel=REL*",
             "*--flops-dirname=NAME*",
+            "*--flops-json=PATH*",
             "*flops_rel (string)*",
         ]
     )
@@ -553,7 +554,8 @@ def test_xdist_controller_merges_and_writes_baselines(
 
     # One run only: each worker imports torch, which is most of this test's time.
     result = pytester.runpytest_subprocess(
-        *OTHER_PLUGINS_OFF, "-n", "2", "--flops-update", "--flops-report", "--junit-xml=junit.xml"
+        *OTHER_PLUGINS_OFF, "-n", "2", "--flops-update", "--flops-report", "--junit-xml=junit.xml",
+        "--flops-json=flops.json",
     )
     result.assert_outcomes(passed=3, failed=1)
     out = result.stdout.str()
@@ -564,6 +566,10 @@ def test_xdist_controller_merges_and_writes_baselines(
     assert "fxflops: 4 measurement(s); budgets: 1 checked, 1 exceeded" in out
     # 2 rows * 64 = 128; 2*8*2 = 32; 2*8*1 = 16; 2*8*3 = 48
     assert totals(pytester) == {"test_a": 128, "test_b": 32, "test_c": 16, "test_d[three]": 48}
+    # the JSON dump holds the same four, merged from both workers, in node-id order
+    dumped = json.loads((pytester.path / "flops.json").read_text())["measurements"]
+    assert [(m["key"], m["total"]) for m in dumped] == [("test_a", 128), ("test_b", 32), ("test_c", 16),
+                                                        ("test_d[three]", 48)]
     assert [p.name for p in folder.iterdir()] == ["test_model.json"]
     # the failure's headline crossed from the worker intact (short summary and JUnit message)
     result.stdout.fnmatch_lines(["FAILED test_model.py::test_c - FLOP budget exceeded: measured 16 FLOPs*"])
@@ -573,6 +579,48 @@ def test_xdist_controller_merges_and_writes_baselines(
     failure = cases["test_c"].find("failure")
     assert failure is not None
     assert failure.get("message") == "FLOP budget exceeded: measured 16 FLOPs (16), budget 10 FLOPs (+60.0%)"
+
+
+JSON_SUITE = """
+    import pytest
+    import torch
+    from torch import nn
+
+
+    @pytest.mark.flops(max=100)
+    def test_a(flops):
+        flops(nn.Linear(8, 4), torch.randn(1, 8))
+        flops(nn.Linear(8, 2), torch.randn(1, 8), name="small", max=40)
+
+
+    @pytest.mark.flops(baseline=False)
+    def test_b(flops):
+        flops(nn.Linear(8, 1), torch.randn(2, 8))
+"""
+
+
+def test_json_lists_every_measurement(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=JSON_SUITE)
+    run(pytester, "--flops-update").assert_outcomes(passed=2)
+    result = run(pytester, "--flops-json=out/flops.json")
+    result.assert_outcomes(passed=2)
+    data = json.loads((pytester.path / "out" / "flops.json").read_text())
+    assert (data["format"], data["unit"]) == (1, "FLOPs")
+    assert set(data["versions"]) == {"convention", "fxflops", "torch"}
+    common = {"convention": "default", "uncounted": None}
+    assert data["measurements"] == [
+        # 2*1*8*4 = 64, under test_a's marker budget of 100 (64 + 32 = 96), equal to its baseline
+        {"nodeid": "test_model.py::test_a", "key": "test_a", "total": 64, "budget": None, "test_budget": 100,
+         "baseline": 64, "status": "matched", "baseline_file": "__flops__/test_model.json",
+         "modules": {"": 64}, **common},
+        # 2*1*8*2 = 32 with its own max=40
+        {"nodeid": "test_model.py::test_a", "key": "test_a[small]", "total": 32, "budget": 40,
+         "test_budget": 100, "baseline": 32, "status": "matched", "baseline_file": "__flops__/test_model.json",
+         "modules": {"": 32}, **common},
+        # 2*2*8*1 = 32, baseline=False: not compared, no file
+        {"nodeid": "test_model.py::test_b", "key": "test_b", "total": 32, "budget": None, "test_budget": None,
+         "baseline": None, "status": "unchecked", "baseline_file": None, "modules": {"": 32}, **common},
+    ]
 
 
 def test_loading_the_plugin_does_not_import_torch(pytester: pytest.Pytester) -> None:

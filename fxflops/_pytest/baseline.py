@@ -36,6 +36,7 @@ __all__ = [
     "baseline_path",
     "make_entry",
     "read_baseline",
+    "recorded_with",
     "render",
     "write_atomic",
 ]
@@ -126,7 +127,7 @@ def make_entry(measurement: Measurement) -> dict[str, Any]:
 
 def render(entries: dict[str, dict[str, Any]]) -> str:
     """Return the file text for ``entries``: sorted keys, indent 2, trailing newline."""
-    document = {"entries": entries, "format": FORMAT_VERSION, "recorded_with": _recorded_with()}
+    document = {"entries": entries, "format": FORMAT_VERSION, "recorded_with": recorded_with()}
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -153,7 +154,7 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _recorded_with() -> dict[str, str]:
+def recorded_with() -> dict[str, str]:
     # importlib.metadata, not ``import torch``: the xdist controller writes the files and never
     # imported torch.
     versions = {"convention": "1 MAC = 2 FLOPs"}

@@ -89,6 +89,14 @@ def add_options(parser: pytest.Parser) -> None:
         "folder next to each test module that holds its FLOP baseline",
         default=DEFAULT_DIRNAME,
     )
+    # No ini twin: a path for one run's output belongs to the command line (as --junit-xml).
+    group.addoption(
+        "--flops-json",
+        default=None,
+        dest="flops_json",
+        metavar="PATH",
+        help="write every FLOP measurement of the session to PATH as JSON (for CI dashboards)",
+    )
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,8 @@ class FlopsOptions:
     """``--flops-rel``: allowed relative increase over the baseline."""
     dirname: str = DEFAULT_DIRNAME
     """``--flops-dirname``: baseline folder name next to each test module."""
+    json: str | None = None
+    """``--flops-json``: where to write the session's measurements, or ``None``."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> FlopsOptions:
@@ -131,4 +141,5 @@ class FlopsOptions:
             report=bool(pick("flops_report")),
             rel=rel,
             dirname=dirname,
+            json=config.getoption("flops_json", default=None),
         )

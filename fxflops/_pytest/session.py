@@ -9,6 +9,7 @@ only process).
 from __future__ import annotations
 
 import contextlib
+import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -23,6 +24,7 @@ from fxflops._pytest.baseline import (
     baseline_path,
     make_entry,
     read_baseline,
+    recorded_with,
     render,
     write_atomic,
 )
@@ -39,6 +41,9 @@ from fxflops._pytest.options import FlopsOptions
 from fxflops.budget import MODULE_DEPTH, uncounted_summary
 
 __all__ = ["SESSION", "FlopsSession", "TestRecord", "WriteResult"]
+
+JSON_FORMAT = 1
+"""Version of the ``--flops-json`` file layout."""
 
 PAYLOAD_KEY = "fxflops"
 """Key of the plugin's data in xdist's ``config.workeroutput``."""
@@ -291,6 +296,36 @@ class FlopsSession:
             except OSError as e:
                 result.error = f"{type(e).__name__}: {e}"
             self.results.append(result)
+
+    def write_json(self, path: Path) -> None:
+        """Write every measurement of the session to ``path`` (``--flops-json``).
+
+        Sorted by node id and entry key, so that runs with and without xdist give the same file.
+        ``status`` is the baseline comparison (:class:`~fxflops._pytest.measure.Status`).
+        """
+        measurements = sorted(self.measurements, key=lambda m: (m.nodeid, m.key))
+        data = {
+            "format": JSON_FORMAT,
+            "unit": "FLOPs",
+            "versions": recorded_with(),
+            "measurements": [
+                {
+                    "nodeid": m.nodeid,
+                    "key": m.key,
+                    "total": m.total,
+                    "convention": m.convention,
+                    "budget": m.budget,
+                    "test_budget": self.tests[m.nodeid].marker_max if m.nodeid in self.tests else None,
+                    "baseline": m.baseline,
+                    "status": m.status,
+                    "baseline_file": self.display_path(Path(m.baseline_file)) if m.use_baseline else None,
+                    "uncounted": m.uncounted,
+                    "modules": dict(sorted(m.modules.items())),
+                }
+                for m in measurements
+            ],
+        }
+        write_atomic(path, json.dumps(data, indent=2) + "\n")
 
     def display_path(self, path: Path) -> str:
         """Return ``path`` relative to the rootdir when it is inside it, else absolute."""
