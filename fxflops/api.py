@@ -12,7 +12,7 @@ from torch import nn
 from fxflops.convention import Convention, resolve_convention
 from fxflops.counter import FlopCounter
 from fxflops.errors import TraceError, UncountedOpError
-from fxflops.export import count_exported, export_module
+from fxflops.export import count_exported, export_module, module_tensors
 from fxflops.masks import warn_unreadable_masks
 from fxflops.registry import DEFAULT_REGISTRY, Rule, Target
 from fxflops.report import FlopReport, NodeRecord
@@ -118,7 +118,8 @@ def count(
         if dynamic:
             symbols = symbol_map(program, marked, n_positional)
         records = count_exported(program, registry, resolved, strip="" if method == "forward" else "model",
-                                 causal=causal, symbols=symbols, backward=backward, unreadable_masks=unreadable_masks)
+                                 causal=causal, symbols=symbols, backward=backward, unreadable_masks=unreadable_masks,
+                                 originals=module_tensors(model, method) if causal == "exact" else None)
         params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
         fallbacks = {"": "trace='export' was requested" if trace == "export" else
                      "symbolic sizes (dynamic=...) are counted through torch.export" if dynamic else

@@ -187,13 +187,14 @@ class FlopCounter(fx.Interpreter):
 
     def _count_through_export(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Count a submodule symbolic tracing could not follow, through torch.export (trace="auto")."""
-        from fxflops.export import count_exported, export_module, exported_outputs
+        from fxflops.export import count_exported, export_module, exported_outputs, module_tensors
 
         module = self._module(n.target)
         self._use_parameters(module)
         program = export_module(module, args, kwargs, grad=self.backward)
         self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target),
                                            unreadable_masks=self.unreadable_masks,
+                                           originals=module_tensors(module) if self.causal == "exact" else None,
                                            causal=self.causal, backward=self.backward))
         return exported_outputs(program)
 

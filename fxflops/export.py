@@ -124,13 +124,15 @@ def count_exported(
     symbols: Mapping[Any, Any] | None = None,
     backward: bool = False,
     unreadable_masks: dict[str, str] | None = None,
+    originals: Mapping[str, torch.Tensor] | None = None,
 ) -> list[NodeRecord]:
     """One record per ``call_function`` node of ``program``, module paths under ``prefix``.
 
     ``strip`` removes a leading module name from the recorded paths (see :func:`export_module`).
     ``symbols`` maps torch's shape symbols to the user's (:mod:`fxflops.symbolic`); counts of
-    graphs with symbolic sizes are then sympy polynomials. Under ``causal="exact"``, attention
-    nodes whose mask cannot be evaluated are added to ``unreadable_masks`` (name -> why).
+    graphs with symbolic sizes are then sympy polynomials. Under ``causal="exact"``, masks are
+    evaluated from ``originals`` (:func:`module_tensors`) where they come from parameters or
+    buffers; attention nodes whose mask cannot be evaluated go to ``unreadable_masks``.
     """
     from fxflops.symbolic import dim_value, half, to_count
 
@@ -146,10 +148,10 @@ def count_exported(
         kwargs = tree_map(_value, dict(node.kwargs))
         is_sdpa = getattr(node.target, "overloadpacket", None) is torch.ops.aten.scaled_dot_product_attention
         if causal == "exact" and is_sdpa:
-            args, kwargs = _causal_mask_as_flag(program, node, args, kwargs, causal_masks)
+            args, kwargs = _causal_mask_as_flag(program, node, args, kwargs, causal_masks, originals)
             if causal_masks.get(_mask_node(node), False) is None and unreadable_masks is not None:
                 unreadable_masks[f"{prefix}.{node.name}" if prefix else node.name] = \
-                    "its mask is computed from parameters, buffers or constants, which export sees on meta"
+                    "its mask is computed from parameters, buffers or constants without data (meta)"
         output = node.meta.get("val")
         module_path, module_type = _module_of(node, prefix, strip)
         has_tensor = _is_tensor_input((args, kwargs, output))
@@ -225,7 +227,8 @@ def _propagate_requires_grad(program: torch.export.ExportedProgram) -> None:
 
 
 def _causal_mask_as_flag(program: torch.export.ExportedProgram, node: fx.Node, args: tuple[Any, ...],
-                         kwargs: dict[str, Any], seen: dict[fx.Node, bool | None]
+                         kwargs: dict[str, Any], seen: dict[fx.Node, bool | None],
+                         originals: Mapping[str, torch.Tensor] | None = None
                          ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """For ``causal="exact"``: an SDPA ``attn_mask`` that is exactly torch's top-left causal mask
     counts as ``is_causal=True``. Hugging Face models pass causal masks as tensors under export."""
@@ -233,7 +236,7 @@ def _causal_mask_as_flag(program: torch.export.ExportedProgram, node: fx.Node, a
     if not isinstance(mask_node, fx.Node):
         return args, kwargs
     if mask_node not in seen:
-        seen[mask_node] = _is_causal_mask(program, mask_node)
+        seen[mask_node] = _is_causal_mask(program, mask_node, originals)
     if not seen[mask_node]:
         return args, kwargs
     args = (*args[:3], None, *args[4:]) if len(args) > 3 else args
@@ -249,15 +252,25 @@ def _mask_node(sdpa: fx.Node) -> Any:
     return sdpa.args[3] if len(sdpa.args) > 3 else sdpa.kwargs.get("attn_mask")
 
 
-def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -> bool | None:
-    """Evaluate the mask on real tensors at the traced size, when it depends on nothing but input
-    shapes (and input values, tried twice), and compare it with the top-left causal mask.
+def module_tensors(module: nn.Module, method: str = "forward") -> dict[str, torch.Tensor]:
+    """The user's parameters and buffers by the names an export of ``module`` gives them (see
+    :func:`export_module`): a mask computed from a real buffer is evaluated from its data."""
+    prefix = "" if method == "forward" else "model."
+    named = [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+    return {prefix + name: tensor for name, tensor in named}
 
-    A mask computed from parameters, buffers or constants (whose data a meta model does not have)
-    cannot be evaluated: ``None``, and attention is counted dense.
+
+def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node,
+                    originals: Mapping[str, torch.Tensor] | None = None) -> bool | None:
+    """Evaluate the mask on real tensors at the traced size, when it depends on nothing but input
+    shapes (and input values, tried twice) and on parameters and buffers that have data in
+    ``originals``, and compare it with the top-left causal mask.
+
+    A mask computed from tensors without data (the meta model's, or lifted constants) cannot be
+    evaluated: ``None``, and attention is counted dense.
     """
-    specs = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs
-             if hasattr(spec.arg, "name")}
+    specs = {spec.arg.name: spec for spec in program.graph_signature.input_specs if hasattr(spec.arg, "name")}
+    state: dict[fx.Node, torch.Tensor] = {}
     needed: list[fx.Node] = []
     stack, seen = [mask_node], set()
     while stack:
@@ -266,8 +279,12 @@ def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -
             continue
         seen.add(current)
         needed.append(current)
-        if current.op == "placeholder" and specs.get(current.name) != "USER_INPUT":
-            return None
+        spec = specs.get(current.name) if current.op == "placeholder" else None
+        if spec is not None and spec.kind.name != "USER_INPUT":
+            original = (originals or {}).get(str(spec.target))
+            if not isinstance(original, torch.Tensor) or original.device.type == "meta":
+                return None
+            state[current] = original.detach().cpu()
         stack.extend(current.all_input_nodes)
     order = {n: i for i, n in enumerate(program.graph_module.graph.nodes)}
     masks = []
@@ -275,7 +292,9 @@ def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node) -
         env: dict[fx.Node, Any] = {}
         try:
             for current in sorted(needed, key=order.__getitem__):
-                if current.op == "placeholder":
+                if current in state:
+                    env[current] = state[current]
+                elif current.op == "placeholder":
                     env[current] = _real_like(current.meta.get("val"), trial)
                 else:
                     value_of = functools.partial(_value_in, env)

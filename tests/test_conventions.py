@@ -721,10 +721,11 @@ MHA_DENSE, MHA_EXACT = 16384 + 4096, 16384 + 2304
     torch.ones(8, 8, dtype=torch.bool).triu(1),        # boolean, MHA's meaning: True = not attended
     _float_causal(8).expand(2, 8, 8).clone(),          # one copy per head (N * heads, L, S)
 ])
-def test_mha_recognises_a_causal_buffer(mask: torch.Tensor) -> None:
+@pytest.mark.parametrize("trace", TRACES)
+def test_mha_recognises_a_causal_buffer(mask: torch.Tensor, trace: str) -> None:
     x = meta(1, 8, 16)
-    assert total(_BufferMask(mask), x, convention="default") == MHA_DENSE
-    assert total(_BufferMask(mask), x, convention="default", causal="exact") == MHA_EXACT
+    assert total(_BufferMask(mask), x, convention="default", trace=trace) == MHA_DENSE
+    assert total(_BufferMask(mask), x, convention="default", trace=trace, causal="exact") == MHA_EXACT
 
 
 @pytest.mark.parametrize("mask", [
@@ -732,16 +733,20 @@ def test_mha_recognises_a_causal_buffer(mask: torch.Tensor) -> None:
     torch.ones(8, 8, dtype=torch.bool).tril(),         # SDPA's meaning of a causal mask: for MHA, its opposite
     _float_causal(8).T.contiguous(),                   # anti-causal
 ])
-def test_mha_other_masks_stay_dense(mask: torch.Tensor) -> None:
+@pytest.mark.parametrize("trace", TRACES)
+def test_mha_other_masks_stay_dense(mask: torch.Tensor, trace: str) -> None:
     if mask.dtype == torch.bool:
         mask = mask & ~torch.eye(8, dtype=torch.bool)  # keep every row attending somewhere
-    assert total(_BufferMask(mask), meta(1, 8, 16), convention="default", causal="exact") == MHA_DENSE
+    exact = total(_BufferMask(mask), meta(1, 8, 16), convention="default", trace=trace, causal="exact")
+    assert exact == MHA_DENSE
 
 
-def test_meta_mask_counts_dense_and_warns() -> None:
-    with pytest.warns(fxflops.CausalMaskWarning, match=r"1 attention node\(s\).*attribute 'mask'.*meta device"):
+@pytest.mark.parametrize("trace,why", [("symbolic", r"attribute 'mask', which is on the meta device"),
+                                       ("export", r"parameters, buffers or constants without data")])
+def test_meta_mask_counts_dense_and_warns(trace: str, why: str) -> None:
+    with pytest.warns(fxflops.CausalMaskWarning, match=rf"1 attention node\(s\).*{why}"):
         exact = total(_BufferMask(_float_causal(8), device="meta"), meta(1, 8, 16), convention="default",
-                      causal="exact")
+                      trace=trace, causal="exact")
     assert exact == MHA_DENSE
 
 
@@ -767,3 +772,6 @@ def test_open_clip_text_tower_causal_exact(vit_b_16: nn.Module) -> None:
     assert result.module("text") == 5_959_540_736 - 145_711_104 + 73_801_728
     # the image tower has no mask: 35,126,906,880 as dense
     assert result.module("visual") == 35_126_906_880
+    # torch.export sees the buffer on a meta clone; its data comes from the model: the same figure
+    exported = fxflops.count(vit_b_16, text, method="encode_text", trace="export", causal="exact")
+    assert exported.total == 5_959_540_736 - 145_711_104 + 73_801_728
