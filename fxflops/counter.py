@@ -138,8 +138,9 @@ class FlopCounter(fx.Interpreter):
             fast = _elementwise_output(args, kwargs)
             if fast is not None:
                 return fast
-        if _is_torch_op(target) and tensor_leaves((args, kwargs)):
-            return target(*args, **kwargs)  # an op on meta tensors yields meta tensors
+        if getattr(target, "__module__", None) in _PYTHON_OPERATOR_MODULES or (
+                isinstance(target, types.BuiltinFunctionType) and tensor_leaves((args, kwargs))):
+            return target(*args, **kwargs)  # Python operators, and C ops on meta tensors: meta out
         # Factory calls (torch.arange, torch.zeros) and Python functions that may call them land
         # on meta too. The device mode is entered only here: it slows every op it sees.
         with torch.device("meta"):
@@ -380,10 +381,8 @@ def _broadcast_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int
     return tuple(shape)
 
 
-def _is_torch_op(target: Any) -> bool:
-    """A C-implemented torch function or a Python operator: it creates no tensors of its own,
-    so on meta inputs it needs no default-device mode."""
-    return isinstance(target, types.BuiltinFunctionType) or getattr(target, "__module__", None) == "_operator"
+#: ``operator.add``, ``getattr``, ...: they create no tensors, so need no default-device mode.
+_PYTHON_OPERATOR_MODULES = frozenset({"_operator", "builtins"})
 
 
 def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
