@@ -14,6 +14,7 @@ attention is counted dense, and :class:`MaskProbe` remembers the node so the cou
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -73,12 +74,14 @@ class _NoDataError(Exception):
 class MaskProbe:
     """Evaluates the mask arguments of attention nodes of a ``torch.fx`` graph (fx path).
 
-    ``values`` returns a node's value where the interpreter kept it (Python values such as
-    dtypes and sizes, which masks are often cast or shaped with); ``original`` returns the
-    user's tensor behind a ``get_attr`` or placeholder node, with its data when it has any.
+    ``python_values`` holds the values the interpreter computed that are not tensors (dtypes and
+    sizes, which masks are often cast or shaped with); ``original(node)`` returns the user's value
+    behind a ``get_attr`` or placeholder node, with its data when it has any; ``unreadable``
+    receives the attention nodes whose mask could not be evaluated.
     """
 
-    def __init__(self, python_values: dict[fx.Node, Any], original: Any, unreadable: dict[str, str]) -> None:
+    def __init__(self, python_values: dict[fx.Node, Any], original: Callable[[fx.Node], Any],
+                 unreadable: dict[str, str]) -> None:
         self.python_values = python_values
         self.original = original
         self._causal: dict[fx.Node, dict[str, bool]] = {}
