@@ -400,3 +400,21 @@ def test_torchscript_gets_a_hint() -> None:
     scripted = torch.jit.script(nn.Linear(8, 4))
     with pytest.raises(TraceError, match=r"TorchScript module(.|\n)*hint: count the nn\.Module before"):
         fxflops.count(scripted, torch.empty(1, 8))
+
+
+def test_garbage_collector_state_is_restored() -> None:
+    import gc
+
+    model, x = nn.Linear(8, 4), meta(1, 8)
+    assert gc.isenabled()
+    fxflops.count(model, x)
+    assert gc.isenabled()
+    with pytest.raises(TraceError):
+        fxflops.count(model, (x, x))  # one input too many
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        fxflops.count(model, x)
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
