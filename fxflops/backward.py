@@ -15,17 +15,21 @@ are propagated on the meta tensors exactly as autograd would.
   ``2*B*L*S*Ev`` each, ``dQ = dS K`` and ``dK = dS^T Q`` cost ``2*B*L*S*E`` each. Fused kernels
   (flash, memory-efficient) also recompute ``S``, a fifth matmul of ``2*B*L*S*E``: not counted,
   so the count matches FlopCounterMode with the math kernel and stays device independent.
-* attention layers and recurrent layers: every product inside gets its input and weight
-  gradients (``2 * F``), less the input gradients autograd skips: the first projections on
-  inputs that need none, and a recurrent layer's first step on an initial state that needs none.
-  (Exact when the layer's weights are all trainable; a partly frozen layer is approximated.)
+* ``nn.MultiheadAttention`` and the ``nn.Transformer*`` modules: block by block (attention,
+  feed-forward linears), each product gets the gradients autograd computes, following which
+  activations require grad through inputs, trainable weights, norms and residual sums: exact for
+  any mix of frozen and trainable parameters (prompt tuning, frozen encoders, ...).
+* recurrent layers: every product inside gets its input and weight gradients (``2 * F``), less
+  the input gradients autograd skips: the first projections on inputs that need none, and the
+  first step on an initial state that needs none. Exact when the layer's weights are all
+  trainable; a partly frozen recurrent layer is approximated.
 * every other category: 0 (the default convention counts no elementwise work, forward or backward).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -161,36 +165,127 @@ def _sdpa_backward(ctx: NodeContext, forward: Any) -> Any:
     return per_dim * (dim * (int(_rg(q)) + int(_rg(k))) + value_dim * (int(_rg(v)) + int(need_scores)))
 
 
+class Grad(NamedTuple):
+    """One block of a layer: its forward matmul FLOPs, its backward FLOPs, and whether its output
+    requires grad (autograd records the next block's products when it does)."""
+
+    forward: int
+    backward: int
+    output_rg: bool
+
+    def then(self, other: Grad) -> Grad:
+        """This block followed by ``other`` (whose inputs were given this block's output flag)."""
+        return Grad(self.forward + other.forward, self.backward + other.backward, other.output_rg)
+
+
+def _params_rg(*modules: nn.Module | None) -> bool:
+    return any(m is not None and p.requires_grad for m in modules for p in (m.parameters() if m else ()))
+
+
+def mha_grad(attn: nn.MultiheadAttention, n: int, length: int, source: int, q_rg: bool, k_rg: bool, v_rg: bool,
+             alignment: str | None = None) -> Grad:
+    """``nn.MultiheadAttention`` on queries and keys/values that do or do not require grad.
+
+    Projections: input gradient when their input requires grad, weight gradient when their weight
+    is trainable. Core (``QK^T`` and ``AV``, each ``2 * n * E * kept entries``): a gradient per
+    operand that requires grad, as :func:`_sdpa_backward`; ``P`` requires grad when Q or K does.
+    """
+    from fxflops.rules.attention import _extra_keys, _mha
+
+    e = attn.embed_dim
+    if attn.in_proj_weight is not None:
+        w_q = w_k = w_v = attn.in_proj_weight.requires_grad
+    else:
+        w_q, w_k, w_v = (attn.q_proj_weight.requires_grad, attn.k_proj_weight.requires_grad,
+                         attn.v_proj_weight.requires_grad)
+    bias = attn.in_proj_bias is not None and attn.in_proj_bias.requires_grad
+    cost, scores = _mha(batch=n, target_len=length, source_len=source, embed_dim=e, kdim=attn.kdim, vdim=attn.vdim,
+                        extra_keys=_extra_keys(attn), alignment=alignment)
+    q_p, k_p, v_p = q_rg or w_q or bias, k_rg or w_k or bias, v_rg or w_v or bias
+    extra_kv = attn.bias_k is not None and attn.bias_k.requires_grad
+    k_p, v_p = k_p or extra_kv, v_p or extra_kv
+    each = n * e * scores.twice  # QK^T, and AV: 2 * n * E * kept entries each
+    out_proj = attn.out_proj
+    attended = q_p or k_p or v_p
+    backward = 2 * n * length * e * e * (int(q_rg) + int(w_q))
+    backward += 2 * n * source * attn.kdim * e * (int(k_rg) + int(w_k))
+    backward += 2 * n * source * attn.vdim * e * (int(v_rg) + int(w_v))
+    backward += each * (int(q_p) + int(k_p)) + each * (int(v_p) + int(q_p or k_p))
+    backward += 2 * n * length * e * out_proj.out_features * (int(attended) + int(out_proj.weight.requires_grad))
+    return Grad(cost.matmul, backward, attended or _params_rg(out_proj))
+
+
+def linear_grad(linear: nn.Linear, tokens: int, input_rg: bool) -> Grad:
+    """``nn.Linear`` over ``tokens`` rows: ``F`` for the input gradient, ``F`` for the weight's."""
+    forward = 2 * tokens * linear.in_features * linear.out_features
+    return Grad(forward, forward * (int(input_rg) + int(linear.weight.requires_grad)),
+                input_rg or _params_rg(linear))
+
+
+def _norm(norm: nn.Module | None, input_rg: bool) -> Grad:
+    """A norm: no matmuls; its output requires grad when its input or its affine weights do."""
+    return Grad(0, 0, input_rg or _params_rg(norm))
+
+
+def _feedforward_grad(layer: nn.Module, tokens: int, input_rg: bool) -> Grad:
+    first = linear_grad(layer.linear1, tokens, input_rg)
+    return first.then(linear_grad(layer.linear2, tokens, first.output_rg))
+
+
+def _residual(x_rg: bool, block: Grad) -> Grad:
+    return Grad(block.forward, block.backward, x_rg or block.output_rg)
+
+
+def encoder_layer_grad(layer: nn.TransformerEncoderLayer, n: int, length: int, x_rg: bool,
+                       alignment: str | None) -> Grad:
+    """``x + SA(norm1(x))``, then ``+ FF(norm2(.))`` (``norm_first``), or the norms after each sum."""
+    attn = layer.self_attn
+    if layer.norm_first:
+        a = _norm(layer.norm1, x_rg).output_rg
+        first = _residual(x_rg, mha_grad(attn, n, length, length, a, a, a, alignment))
+        second = _feedforward_grad(layer, n * length, _norm(layer.norm2, first.output_rg).output_rg)
+        return first.then(_residual(first.output_rg, second))
+    sa = mha_grad(attn, n, length, length, x_rg, x_rg, x_rg, alignment)
+    first = Grad(sa.forward, sa.backward, _norm(layer.norm1, x_rg or sa.output_rg).output_rg)
+    second = _feedforward_grad(layer, n * length, first.output_rg)
+    return first.then(Grad(second.forward, second.backward,
+                           _norm(layer.norm2, first.output_rg or second.output_rg).output_rg))
+
+
+def decoder_layer_grad(layer: nn.TransformerDecoderLayer, n: int, length: int, source: int, x_rg: bool,
+                       memory_rg: bool, self_alignment: str | None, cross_alignment: str | None) -> Grad:
+    """Self-attention, cross-attention to the memory, feed-forward; norms as in the encoder."""
+    if layer.norm_first:
+        a = _norm(layer.norm1, x_rg).output_rg
+        first = _residual(x_rg, mha_grad(layer.self_attn, n, length, length, a, a, a, self_alignment))
+        c = _norm(layer.norm2, first.output_rg).output_rg
+        second = _residual(first.output_rg, mha_grad(layer.multihead_attn, n, length, source, c, memory_rg,
+                                                     memory_rg, cross_alignment))
+        third = _feedforward_grad(layer, n * length, _norm(layer.norm3, second.output_rg).output_rg)
+        return first.then(second).then(_residual(second.output_rg, third))
+    sa = mha_grad(layer.self_attn, n, length, length, x_rg, x_rg, x_rg, self_alignment)
+    first = Grad(sa.forward, sa.backward, _norm(layer.norm1, x_rg or sa.output_rg).output_rg)
+    ca = mha_grad(layer.multihead_attn, n, length, source, first.output_rg, memory_rg, memory_rg, cross_alignment)
+    second = Grad(ca.forward, ca.backward, _norm(layer.norm2, first.output_rg or ca.output_rg).output_rg)
+    ff = _feedforward_grad(layer, n * length, second.output_rg)
+    return first.then(second).then(Grad(ff.forward, ff.backward,
+                                        _norm(layer.norm3, second.output_rg or ff.output_rg).output_rg))
+
+
 def _mha_backward(ctx: NodeContext, forward: Any) -> Any:
     """``nn.MultiheadAttention``: each projection's input and weight gradients, and the core's."""
+    from fxflops.rules.attention import MHA, _alignment
+
     module = ctx.module
     if not isinstance(module, nn.MultiheadAttention):
         return 2 * forward
     q, k, v = ctx.tensor("query", 0), ctx.tensor("key", 1), ctx.tensor("value", 2)
     if q is None or k is None or v is None:
         return 0
-    batched = q.dim() == 3
-    first = module.batch_first
-    n = (q.shape[0] if first else q.shape[1]) if batched else 1
-    length = (q.shape[1] if first else q.shape[0]) if batched else q.shape[0]
-    source = (k.shape[1] if first else k.shape[0]) if batched else k.shape[0]
-    attended = source + (1 if module.bias_k is not None else 0) + (1 if module.add_zero_attn else 0)
-    e = module.embed_dim
-    if module.in_proj_weight is not None:
-        w_q = w_k = w_v = module.in_proj_weight.requires_grad
-    else:
-        w_q, w_k, w_v = (module.q_proj_weight.requires_grad, module.k_proj_weight.requires_grad,
-                         module.v_proj_weight.requires_grad)
-    bias = module.in_proj_bias is not None and module.in_proj_bias.requires_grad
-    q_p, k_p, v_p = _rg(q) or w_q or bias, _rg(k) or w_k or bias, _rg(v) or w_v or bias
-    total = 2 * n * length * e * e * (int(_rg(q)) + int(w_q))
-    total += 2 * n * source * module.kdim * e * (int(_rg(k)) + int(w_k))
-    total += 2 * n * source * module.vdim * e * (int(_rg(v)) + int(w_v))
-    core = 2 * n * length * attended * e
-    total += core * (int(q_p) + int(k_p)) + core * (int(v_p) + int(q_p or k_p))
-    out_proj = module.out_proj
-    total += 2 * n * length * e * out_proj.out_features * (int(q_p or k_p or v_p) + int(out_proj.weight.requires_grad))
-    return total
+    n, length = _layout(tuple(q.shape), module.batch_first)
+    _, source = _layout(tuple(k.shape), module.batch_first)
+    alignment = _alignment(ctx, ctx.arg("is_causal", 7, default=False), mask=("attn_mask", 5, MHA))
+    return mha_grad(module, n, length, source, _rg(q), _rg(k), _rg(v), alignment).backward
 
 
 # -- layers: every product gets input and weight gradients (2 x forward), minus the input
@@ -206,34 +301,60 @@ def _layout(shape: tuple[int, ...], batch_first: bool) -> tuple[int, int]:
 
 
 def _transformer_backward(ctx: NodeContext, forward: Any) -> Any:
-    """``nn.Transformer*``: ``2 * F`` less the input gradients of the first QKV projection on a
-    source that needs none (``2*N*L*E*3E``) and of the cross-attention's K and V projections on a
-    memory that needs none (``2*N*S*E*2E`` per decoder layer)."""
+    """``nn.Transformer*``: each block's products get the gradients autograd computes, following
+    which activations require grad through the layers (inputs, trainable weights, norms and
+    residual sums); conventions' extra work (norms, softmax, biases) costs twice its forward
+    when any gradient flows through the module."""
+    from fxflops.rules.attention import transformer_alignments
+
     module = ctx.module
-    if not _module_rg(module):
-        return _layer_backward(ctx, forward)
-    layers = getattr(module, "layers", None)
-    first_layer = layers[0] if layers is not None and len(layers) else module
-    if isinstance(module, nn.Transformer):
-        first_layer = module.encoder.layers[0]
-    batch_first = bool(first_layer.self_attn.batch_first)
-    e = first_layer.self_attn.embed_dim
     x = ctx.args[0] if ctx.args else None
-    saved = 0
-    if isinstance(x, torch.Tensor) and not x.requires_grad:
-        n, length = _layout(tuple(x.shape), batch_first)
-        saved += 2 * n * length * e * 3 * e
-    if isinstance(module, nn.Transformer):
-        tgt = ctx.args[1] if len(ctx.args) > 1 else None
-        if isinstance(tgt, torch.Tensor) and not tgt.requires_grad:
-            n, length = _layout(tuple(tgt.shape), batch_first)
-            saved += 2 * n * length * e * 3 * e
-    elif isinstance(module, (nn.TransformerDecoderLayer, nn.TransformerDecoder)):
-        memory = ctx.args[1] if len(ctx.args) > 1 else None
-        if isinstance(memory, torch.Tensor) and not memory.requires_grad:
-            n, source = _layout(tuple(memory.shape), batch_first)
-            saved += 2 * n * source * e * 2 * e * (len(layers) if layers is not None else 1)
-    return 2 * forward - saved
+    if not isinstance(x, torch.Tensor):
+        return 2 * forward
+    alignments = transformer_alignments(ctx)
+    first_layer = module.encoder.layers[0] if isinstance(module, nn.Transformer) else (
+        module.layers[0] if hasattr(module, "layers") else module)
+    batch_first = bool(first_layer.self_attn.batch_first)
+    n, length = _layout(tuple(x.shape), batch_first)
+    second = ctx.args[1] if len(ctx.args) > 1 else None
+    if isinstance(module, nn.TransformerEncoderLayer):
+        grad = encoder_layer_grad(module, n, length, _rg(x), alignments["self"])
+    elif isinstance(module, nn.TransformerEncoder):
+        grad = _encoder_stack_grad(module, n, length, _rg(x), alignments["self"])
+    elif isinstance(module, nn.TransformerDecoderLayer):
+        _, source = _layout(tuple(second.shape), batch_first)
+        grad = decoder_layer_grad(module, n, length, source, _rg(x), _rg(second), alignments["self"],
+                                  alignments["cross"])
+    elif isinstance(module, nn.TransformerDecoder):
+        _, source = _layout(tuple(second.shape), batch_first)
+        grad = _decoder_stack_grad(module, n, length, source, _rg(x), _rg(second), alignments["self"],
+                                   alignments["cross"])
+    else:  # nn.Transformer(src, tgt): the encoder's output is the decoder's memory
+        _, source = n, length
+        _, length = _layout(tuple(second.shape), batch_first)
+        memory = _encoder_stack_grad(module.encoder, n, source, _rg(x), alignments["src"])
+        decoded = _decoder_stack_grad(module.decoder, n, length, source, _rg(second), memory.output_rg,
+                                      alignments["tgt"], alignments["memory"])
+        grad = Grad(memory.forward + decoded.forward, memory.backward + decoded.backward, decoded.output_rg)
+    extras = forward - grad.forward
+    return grad.backward + (2 * extras if grad.output_rg else 0)
+
+
+def _encoder_stack_grad(stack: nn.TransformerEncoder, n: int, length: int, x_rg: bool,
+                        alignment: str | None) -> Grad:
+    grad = Grad(0, 0, x_rg)
+    for layer in stack.layers:
+        grad = grad.then(encoder_layer_grad(layer, n, length, grad.output_rg, alignment))
+    return grad.then(_norm(stack.norm, grad.output_rg))
+
+
+def _decoder_stack_grad(stack: nn.TransformerDecoder, n: int, length: int, source: int, x_rg: bool,
+                        memory_rg: bool, self_alignment: str | None, cross_alignment: str | None) -> Grad:
+    grad = Grad(0, 0, x_rg)
+    for layer in stack.layers:
+        grad = grad.then(decoder_layer_grad(layer, n, length, source, grad.output_rg, memory_rg, self_alignment,
+                                            cross_alignment))
+    return grad.then(_norm(stack.norm, grad.output_rg))
 
 
 def _encoder_layer_fwd_backward(ctx: NodeContext, forward: Any) -> Any:
@@ -333,9 +454,9 @@ def _rnn_cell_op_backward(ctx: NodeContext, forward: Any) -> Any:
 
 
 def _layer_backward(ctx: NodeContext, forward: Any) -> Any:
-    """Attention and recurrent layers: every matmul inside gets its input and weight gradients.
+    """Recurrent layers whose weights are all frozen: every matmul inside gets its input gradient.
 
-    Inside a trainable layer every intermediate activation requires grad, so this is ``2 * F``
+    Each product has one activation operand and one weight, so inside a trainable layer every intermediate activation requires grad, so this is ``2 * F``
     when the layer's parameters and inputs require grad; ``F`` when only one side does (frozen
     weights: input gradients only; inputs that need no grad and trainable weights: the first
     products lose their input gradient, counted as weight gradients only).

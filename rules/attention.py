@@ -512,6 +512,31 @@ def _final_norm(convention: Convention, norm: nn.Module | None, tokens: Any, wid
     return Cost(extra=_norm_cost(convention, norm, tokens * width))
 
 
+#: Where each nn.Transformer* module takes its causal flags and masks: attention -> (flag name,
+#: flag position, mask name, mask position). ``self``/``cross`` are a layer's self- and
+#: cross-attention; nn.Transformer names its encoder's ``src`` and decoder's ``tgt``/``memory``.
+_CAUSAL_ARGS: dict[type[nn.Module], dict[str, tuple[str, int, str, int]]] = {
+    nn.TransformerEncoderLayer: {"self": ("is_causal", 3, "src_mask", 1)},
+    nn.TransformerEncoder: {"self": ("is_causal", 3, "mask", 1)},
+    nn.TransformerDecoderLayer: {"self": ("tgt_is_causal", 6, "tgt_mask", 2),
+                                 "cross": ("memory_is_causal", 7, "memory_mask", 3)},
+    nn.TransformerDecoder: {"self": ("tgt_is_causal", 6, "tgt_mask", 2),
+                            "cross": ("memory_is_causal", 7, "memory_mask", 3)},
+    nn.Transformer: {"src": ("src_is_causal", 8, "src_mask", 2), "tgt": ("tgt_is_causal", 9, "tgt_mask", 3),
+                     "memory": ("memory_is_causal", 10, "memory_mask", 4)},
+}
+
+
+def transformer_alignments(ctx: NodeContext) -> dict[str, str | None]:
+    """The causal alignment of each attention of an nn.Transformer* node (see ``_CAUSAL_ARGS``);
+    shared by the forward rules and the backward formulas."""
+    found = {}
+    places = next(places for kind, places in _CAUSAL_ARGS.items() if isinstance(ctx.module, kind))
+    for attention, (flag, flag_at, mask, mask_at) in places.items():
+        found[attention] = _alignment(ctx, ctx.arg(flag, flag_at, default=False), mask=(mask, mask_at, MHA))
+    return found
+
+
 @rule(nn.TransformerEncoderLayer, category="attention")
 def transformer_encoder_layer_flops(ctx: NodeContext) -> int:
     """``nn.TransformerEncoderLayer``: self-attention + ``linear1`` + ``linear2``; under a
@@ -523,8 +548,7 @@ def transformer_encoder_layer_flops(ctx: NodeContext) -> int:
     is_causal = ctx.arg("is_causal", 3, default=False)
     float_mask = _mask_added(is_causal, ctx.arg("src_mask", 1, default=None),
                              ctx.arg("src_key_padding_mask", 2, default=None))
-    alignment = _alignment(ctx, is_causal, mask=("src_mask", 1, MHA))
-    cost = _encoder_layer(ctx.convention, module, batch, length, alignment, float_mask)
+    cost = _encoder_layer(ctx.convention, module, batch, length, transformer_alignments(ctx)["self"], float_mask)
     return cost.total(ctx)
 
 
@@ -540,9 +564,9 @@ def transformer_decoder_layer_flops(ctx: NodeContext) -> int:
     _, source = _layout(ctx.input_shapes[1], first)
     tgt_causal, memory_causal = ctx.arg("tgt_is_causal", 6, default=False), ctx.arg("memory_is_causal", 7,
                                                                                    default=False)
+    alignments = transformer_alignments(ctx)
     cost = _decoder_layer(
-        ctx.convention, module, batch, length, source, _alignment(ctx, tgt_causal, mask=("tgt_mask", 2, MHA)),
-        _alignment(ctx, memory_causal, mask=("memory_mask", 3, MHA)),
+        ctx.convention, module, batch, length, source, alignments["self"], alignments["cross"],
         _mask_added(tgt_causal, ctx.arg("tgt_mask", 2, default=None),
                     ctx.arg("tgt_key_padding_mask", 4, default=None)),
         _mask_added(memory_causal, ctx.arg("memory_mask", 3, default=None),
@@ -558,7 +582,7 @@ def transformer_encoder_flops(ctx: NodeContext) -> int:
     assert isinstance(module, nn.TransformerEncoder)
     batch, length = _layout(ctx.input_shapes[0], _batch_first(module))
     is_causal = ctx.arg("is_causal", 3, default=False)
-    alignment = _alignment(ctx, is_causal, mask=("mask", 1, MHA))
+    alignment = transformer_alignments(ctx)["self"]
     float_mask = _mask_added(is_causal, ctx.arg("mask", 1, default=None),
                              ctx.arg("src_key_padding_mask", 2, default=None))
     cost = _final_norm(ctx.convention, module.norm, batch * length, _width(ctx.input_shapes[0]))
@@ -585,8 +609,8 @@ def transformer_decoder_flops(ctx: NodeContext) -> int:
                             ctx.arg("tgt_key_padding_mask", 4, default=None))
     cross_mask = _mask_added(memory_causal, ctx.arg("memory_mask", 3, default=None),
                              ctx.arg("memory_key_padding_mask", 5, default=None))
-    self_alignment = _alignment(ctx, tgt_causal, mask=("tgt_mask", 2, MHA))
-    cross_alignment = _alignment(ctx, memory_causal, mask=("memory_mask", 3, MHA))
+    alignments = transformer_alignments(ctx)
+    self_alignment, cross_alignment = alignments["self"], alignments["cross"]
     cost = _final_norm(ctx.convention, module.norm, batch * length, _width(ctx.input_shapes[0]))
     for layer in module.layers:
         cost = cost + _decoder_layer(ctx.convention, layer, batch, length, source,
@@ -616,9 +640,8 @@ def transformer_flops(ctx: NodeContext) -> int:
     encoder, decoder = module.encoder, module.decoder
     cost = _final_norm(ctx.convention, getattr(encoder, "norm", None), batch * source, width)
     cost = cost + _final_norm(ctx.convention, getattr(decoder, "norm", None), batch * length, width)
-    src_alignment = _alignment(ctx, src_causal, mask=("src_mask", 2, MHA))
-    tgt_alignment = _alignment(ctx, tgt_causal, mask=("tgt_mask", 3, MHA))
-    memory_alignment = _alignment(ctx, memory_causal, mask=("memory_mask", 4, MHA))
+    alignments = transformer_alignments(ctx)
+    src_alignment, tgt_alignment, memory_alignment = alignments["src"], alignments["tgt"], alignments["memory"]
     for layer in encoder.layers:
         cost = cost + _encoder_layer(ctx.convention, layer, batch, source, src_alignment, src_mask)
     for layer in decoder.layers:

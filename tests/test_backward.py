@@ -161,6 +161,57 @@ def test_layer_backward_equals_torch(name: str) -> None:
     assert report.total == torch_forward_backward(model, inputs)
 
 
+def _encoder(norm_first: bool = False) -> nn.Module:
+    return nn.TransformerEncoderLayer(64, 4, 128, batch_first=True, norm_first=norm_first)
+
+
+def _decoder(norm_first: bool = False) -> nn.Module:
+    return nn.TransformerDecoderLayer(64, 4, 128, batch_first=True, norm_first=norm_first)
+
+
+# (layer, inputs, parameter prefixes to freeze): prompt tuning (frozen layer, input needing grad),
+# frozen attention or feed-forward, trainable norms alone, frozen cross-attention, frozen encoder.
+FROZEN = {
+    "encoder-frozen-input-grad": (_encoder, (_meta(2, 10, 64, grad=True),), [""]),
+    "encoder-attention-frozen": (_encoder, (_meta(2, 10, 64),), ["self_attn"]),
+    "encoder-linear1-frozen": (_encoder, (_meta(2, 10, 64),), ["linear1"]),
+    "encoder-norms-trainable-only": (_encoder, (_meta(2, 10, 64),), ["self_attn", "linear"]),
+    "decoder-cross-frozen": (_decoder, (_meta(2, 10, 64), _meta(2, 7, 64)), ["multihead_attn"]),
+    "decoder-self-frozen-memory-grad": (_decoder, (_meta(2, 10, 64), _meta(2, 7, 64, grad=True)), ["self_attn"]),
+    "stack-first-layer-frozen": (lambda nf=False: nn.TransformerEncoder(_encoder(nf), 2, enable_nested_tensor=False),
+                                 (_meta(2, 10, 64),), ["layers.0"]),
+    "transformer-encoder-frozen": (lambda nf=False: nn.Transformer(64, 4, 1, 1, 128, batch_first=True, norm_first=nf),
+                                   (_meta(2, 7, 64), _meta(2, 10, 64)), ["encoder"]),
+}
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("name", list(FROZEN))
+def test_partly_frozen_transformer_backward_equals_torch(name: str, norm_first: bool) -> None:
+    make, inputs, frozen = FROZEN[name]
+    with torch.device("meta"):
+        model = _Wrap(make(norm_first))
+    for parameter_name, parameter in model.layer.named_parameters():
+        if any(parameter_name.startswith(prefix) for prefix in frozen):
+            parameter.requires_grad_(False)
+    report = fxflops.count(model, inputs, backward=True)
+    assert report.total == torch_forward_backward(model, inputs)
+
+
+def test_prompt_tuning_backward_by_hand() -> None:
+    with torch.device("meta"):
+        layer = _encoder().requires_grad_(False)
+    x = _meta(2, 10, 64, grad=True)
+    report = fxflops.count(layer, x, backward=True)
+    # N=2, L=10, E=64, FF=128. forward: qkv 2*2*10*64*192 = 491,520; out 163,840; QK^T and AV
+    # 2*2*64*10*10 = 25,600 each; feed-forward 2 * 2*2*10*64*128 = 655,360
+    assert report.forward == 491_520 + 163_840 + 2 * 25_600 + 655_360 == 1_361_920
+    # frozen weights: input gradients only, but both operands of QK^T and AV need theirs:
+    # 491,520 + 163,840 + 4 * 25,600 + 655,360
+    assert report.backward == 1_413_120
+
+
 def test_lstm_backward_by_hand() -> None:
     with torch.device("meta"):
         model = _Wrap(nn.LSTM(16, 32, num_layers=2))
