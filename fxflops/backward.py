@@ -19,10 +19,11 @@ are propagated on the meta tensors exactly as autograd would.
   feed-forward linears), each product gets the gradients autograd computes, following which
   activations require grad through inputs, trainable weights, norms and residual sums: exact for
   any mix of frozen and trainable parameters (prompt tuning, frozen encoders, ...).
-* recurrent layers: every product inside gets its input and weight gradients (``2 * F``), less
-  the input gradients autograd skips: the first projections on inputs that need none, and the
-  first step on an initial state that needs none. Exact when the layer's weights are all
-  trainable; a partly frozen recurrent layer is approximated.
+* ``nn.RNN``/``nn.LSTM``/``nn.GRU``: layer by layer and direction by direction, each product gets
+  the gradients autograd computes (:func:`recurrent_backward`): exact for any mix of frozen and
+  trainable parameters. Recurrent cells and aten recurrent ops: every product gets input and
+  weight gradients (``2 * F``) less those autograd skips on inputs and initial states that need
+  none; exact when their weights are all trainable or all frozen.
 * every other category: 0 (the default convention counts no elementwise work, forward or backward).
 """
 
@@ -397,19 +398,60 @@ def _rnn_skipped(batch: int, steps: int, input_size: int, recurrent: int, gate_r
 
 
 def _rnn_backward(ctx: NodeContext, forward: Any) -> Any:
-    """``nn.RNN``/``nn.LSTM``/``nn.GRU``: ``2 * F`` less the skipped input gradients."""
+    """``nn.RNN``/``nn.LSTM``/``nn.GRU``: see :func:`recurrent_backward`."""
     module = ctx.module
-    x = ctx.args[0]
-    if not isinstance(module, nn.RNNBase) or not _module_rg(module) or not isinstance(x, torch.Tensor):
+    x = ctx.args[0] if ctx.args else ctx.kwargs.get("input")
+    if not isinstance(module, nn.RNNBase) or not isinstance(x, torch.Tensor):
         return _layer_backward(ctx, forward)
     hx = ctx.args[1] if len(ctx.args) > 1 else ctx.kwargs.get("hx")
-    h0 = hx[0] if isinstance(hx, (tuple, list)) else hx
+    h0, c0 = (hx[0], hx[1]) if isinstance(hx, (tuple, list)) else (hx, None)
     steps, batch = steps_and_batch(tuple(x.shape), module.batch_first)
+    return recurrent_backward(module, steps, batch, x.requires_grad, _rg(h0), _rg(c0))
+
+
+def recurrent_backward(module: nn.RNNBase, steps: int, batch: int, x_rg: bool, h0_rg: bool, c0_rg: bool) -> int:
+    """Backward of a recurrent layer, layer by layer and direction by direction.
+
+    Per step, ``x_t @ W_ih^T`` (``2*B*I*G*H``) gets its input gradient when the layer's input
+    requires grad and its weight gradient when ``W_ih`` is trainable; ``h_{t-1} @ W_hh^T``
+    (``2*B*R*G*H``) its weight gradient when ``W_hh`` is trainable and its input gradient when
+    ``h_{t-1}`` requires grad: for the first step, when the initial state does; for the others,
+    when anything feeding the gates does (input, weights, biases, initial states). The LSTM
+    projection ``h @ W_hr^T`` likewise. A layer's output requires grad when its gates do, and is
+    the next layer's input.
+    """
     gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
-    recurrent = getattr(module, "proj_size", 0) or module.hidden_size
-    saved = _rnn_skipped(batch, steps, module.input_size, recurrent, gates * module.hidden_size, module.num_layers,
-                         2 if module.bidirectional else 1, x.requires_grad, _rg(h0))
-    return 2 * forward - saved
+    hidden = module.hidden_size
+    proj = getattr(module, "proj_size", 0) or 0
+    recurrent = proj or hidden
+    directions = 2 if module.bidirectional else 1
+    named = dict(module.named_parameters())
+
+    def trainable(name: str, layer: int, suffix: str) -> bool:
+        parameter = named.get(f"{name}_l{layer}{suffix}")
+        return parameter is not None and parameter.requires_grad
+
+    total = 0
+    input_rg = x_rg
+    for layer in range(module.num_layers):
+        layer_input = module.input_size if layer == 0 else recurrent * directions
+        ih, hh, hr = 2 * batch * layer_input * gates * hidden, 2 * batch * recurrent * gates * hidden, \
+            2 * batch * hidden * recurrent
+        output_rg = False
+        for suffix in ("", "_reverse")[:directions]:
+            w_ih, w_hh, w_hr = trainable("weight_ih", layer, suffix), trainable("weight_hh", layer, suffix), \
+                trainable("weight_hr", layer, suffix)
+            gates_rg = input_rg or w_ih or w_hh or h0_rg or trainable("bias_ih", layer, suffix) or \
+                trainable("bias_hh", layer, suffix)
+            cell_rg = gates_rg or c0_rg  # the LSTM cell state; o * tanh(c) before the projection
+            state_rg = (cell_rg or w_hr) if proj else cell_rg if module.mode == "LSTM" else gates_rg
+            total += steps * ih * (int(input_rg) + int(w_ih))
+            total += steps * hh * int(w_hh) + hh * int(h0_rg) + (steps - 1) * hh * int(state_rg)
+            if proj:
+                total += steps * hr * (int(cell_rg) + int(w_hr))
+            output_rg = output_rg or state_rg
+        input_rg = output_rg
+    return total
 
 
 def _rnn_cell_backward(ctx: NodeContext, forward: Any) -> Any:
@@ -454,12 +496,9 @@ def _rnn_cell_op_backward(ctx: NodeContext, forward: Any) -> Any:
 
 
 def _layer_backward(ctx: NodeContext, forward: Any) -> Any:
-    """Recurrent layers whose weights are all frozen: every matmul inside gets its input gradient.
-
-    Each product has one activation operand and one weight, so inside a trainable layer every intermediate activation requires grad, so this is ``2 * F``
-    when the layer's parameters and inputs require grad; ``F`` when only one side does (frozen
-    weights: input gradients only; inputs that need no grad and trainable weights: the first
-    products lose their input gradient, counted as weight gradients only).
+    """Recurrent cells and ops whose weights are all frozen: ``F`` when the inputs require grad
+    (each product has one activation operand and one weight: input gradients only), else 0.
+    Also the fallback of the layer formulas for arguments they cannot read.
     """
     trainable = _module_rg(ctx.module) or _any_rg(*[a for a in ctx.args if isinstance(a, torch.Tensor)
                                                      and a.dim() >= 2 and a.is_floating_point()

@@ -212,6 +212,46 @@ def test_prompt_tuning_backward_by_hand() -> None:
     assert report.backward == 1_413_120
 
 
+RNN_FROZEN = {
+    "lstm-first-input-weights": (lambda: nn.LSTM(16, 32, num_layers=2), False, ["weight_ih_l0"]),
+    "lstm-layer0": (lambda: nn.LSTM(16, 32, num_layers=2), False, ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0",
+                                                                   "bias_hh_l0"]),
+    "lstm-layer1": (lambda: nn.LSTM(16, 32, num_layers=2), False, ["weight_ih_l1", "weight_hh_l1", "bias_ih_l1",
+                                                                   "bias_hh_l1"]),
+    "lstm-all-input-grad": (lambda: nn.LSTM(16, 32, num_layers=2), True, ["weight", "bias"]),
+    "lstm-proj-weights": (lambda: nn.LSTM(16, 32, num_layers=2, proj_size=8), False, ["weight_hr"]),
+    "lstm-bidirectional-reverse": (lambda: nn.LSTM(16, 32, bidirectional=True), False, ["weight_ih_l0_reverse"]),
+    "gru-recurrent-weights": (lambda: nn.GRU(16, 32), False, ["weight_hh"]),
+}
+
+
+@pytest.mark.parametrize("name", list(RNN_FROZEN))
+def test_partly_frozen_recurrent_backward_equals_torch(name: str) -> None:
+    make, input_grad, frozen = RNN_FROZEN[name]
+    with torch.device("meta"):
+        model = _Wrap(make())
+    for parameter_name, parameter in model.layer.named_parameters():
+        if any(parameter_name.startswith(prefix) for prefix in frozen):
+            parameter.requires_grad_(False)
+    inputs = (_meta(5, 3, 16, grad=input_grad),)
+    report = fxflops.count(model, inputs, backward=True)
+    assert report.total == torch_forward_backward(model, inputs)
+
+
+def test_lstm_with_frozen_first_layer_by_hand() -> None:
+    with torch.device("meta"):
+        model = _Wrap(nn.LSTM(16, 32, num_layers=2))
+    for parameter in model.layer.parameters():
+        parameter.requires_grad_(False)
+    model.layer.weight_ih_l1.requires_grad_(True)
+    model.layer.weight_hh_l1.requires_grad_(True)
+    report = fxflops.count(model, _meta(5, 3, 16), backward=True)
+    # forward 430,080 (see below). Layer 0 is frozen and its input needs no grad: no gradient.
+    # Layer 1 (T=5, N=3, 4 gates of 32): weight gradients of x@W_ih and h@W_hh, 5 * 2*3*32*128 = 122,880
+    # each; input gradients of h@W_hh on steps 1..4 (h0 = 0 needs none), 4 * 2*3*32*128 = 98,304
+    assert report.backward == 122_880 + 122_880 + 98_304 == 344_064
+
+
 def test_lstm_backward_by_hand() -> None:
     with torch.device("meta"):
         model = _Wrap(nn.LSTM(16, 32, num_layers=2))
