@@ -21,9 +21,10 @@ are propagated on the meta tensors exactly as autograd would.
   any mix of frozen and trainable parameters (prompt tuning, frozen encoders, ...).
 * ``nn.RNN``/``nn.LSTM``/``nn.GRU``: layer by layer and direction by direction, each product gets
   the gradients autograd computes (:func:`recurrent_backward`): exact for any mix of frozen and
-  trainable parameters. Recurrent cells and aten recurrent ops: every product gets input and
-  weight gradients (``2 * F``) less those autograd skips on inputs and initial states that need
-  none; exact when their weights are all trainable or all frozen.
+  trainable parameters; the ``nn.*Cell`` modules likewise for their one step. aten recurrent ops
+  (export path): every product gets input and weight gradients (``2 * F``) less those autograd
+  skips on inputs and initial states that need none; exact when their weights are all trainable
+  or all frozen.
 * every other category: 0 (the default convention counts no elementwise work, forward or backward).
 """
 
@@ -455,18 +456,20 @@ def recurrent_backward(module: nn.RNNBase, steps: int, batch: int, x_rg: bool, h
 
 
 def _rnn_cell_backward(ctx: NodeContext, forward: Any) -> Any:
-    """``nn.*Cell``: ``2 * F`` less the input projection's (``x``) and the recurrent product's
-    (initial state) input gradients when those need none."""
+    """``nn.*Cell``, one step: ``x @ W_ih^T`` (``2*B*I*G*H``) and ``h @ W_hh^T`` (``2*B*H*G*H``),
+    each with its input gradient when its operand requires grad and its weight gradient when
+    that weight is trainable."""
     module = ctx.module
-    x = ctx.args[0]
-    if not isinstance(module, nn.RNNCellBase) or not _module_rg(module) or not isinstance(x, torch.Tensor):
+    x = ctx.args[0] if ctx.args else ctx.kwargs.get("input")
+    if not isinstance(module, nn.RNNCellBase) or not isinstance(x, torch.Tensor):
         return _layer_backward(ctx, forward)
     hx = ctx.args[1] if len(ctx.args) > 1 else ctx.kwargs.get("hx")
     h0 = hx[0] if isinstance(hx, (tuple, list)) else hx
     batch = x.shape[0] if x.dim() == 2 else 1
     rows = module.weight_ih.shape[0]
-    return 2 * forward - _rnn_skipped(batch, 1, module.input_size, module.hidden_size, rows, 1, 1,
-                                      x.requires_grad, _rg(h0))
+    ih, hh = 2 * batch * module.input_size * rows, 2 * batch * module.hidden_size * rows
+    return ih * (int(x.requires_grad) + int(module.weight_ih.requires_grad)) + \
+        hh * (int(_rg(h0)) + int(module.weight_hh.requires_grad))
 
 
 def _rnn_op_backward(ctx: NodeContext, forward: Any) -> Any:
@@ -496,7 +499,7 @@ def _rnn_cell_op_backward(ctx: NodeContext, forward: Any) -> Any:
 
 
 def _layer_backward(ctx: NodeContext, forward: Any) -> Any:
-    """Recurrent cells and ops whose weights are all frozen: ``F`` when the inputs require grad
+    """aten recurrent ops whose weights are all frozen: ``F`` when the inputs require grad
     (each product has one activation operand and one weight: input gradients only), else 0.
     Also the fallback of the layer formulas for arguments they cannot read.
     """

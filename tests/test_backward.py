@@ -238,6 +238,20 @@ def test_partly_frozen_recurrent_backward_equals_torch(name: str) -> None:
     assert report.total == torch_forward_backward(model, inputs)
 
 
+@pytest.mark.parametrize("kind", [nn.LSTMCell, nn.GRUCell, nn.RNNCell])
+@pytest.mark.parametrize("frozen,input_grad", [(["weight_ih"], False), (["weight_hh"], True),
+                                               (["weight", "bias"], True)])
+def test_partly_frozen_cell_backward_equals_torch(kind: type[nn.Module], frozen: list[str],
+                                                  input_grad: bool) -> None:
+    with torch.device("meta"):
+        model = _Wrap(kind(16, 32))
+    for parameter_name, parameter in model.layer.named_parameters():
+        if any(parameter_name.startswith(prefix) for prefix in frozen):
+            parameter.requires_grad_(False)
+    inputs = (_meta(3, 16, grad=input_grad),)
+    assert fxflops.count(model, inputs, backward=True).total == torch_forward_backward(model, inputs)
+
+
 def test_lstm_with_frozen_first_layer_by_hand() -> None:
     with torch.device("meta"):
         model = _Wrap(nn.LSTM(16, 32, num_layers=2))
