@@ -307,16 +307,14 @@ def _transformer_backward(ctx: NodeContext, forward: Any) -> Any:
     which activations require grad through the layers (inputs, trainable weights, norms and
     residual sums); conventions' extra work (norms, softmax, biases) costs twice its forward
     when any gradient flows through the module."""
-    from fxflops.rules.attention import transformer_alignments
+    from fxflops.rules.attention import _batch_first, transformer_attentions
 
     module = ctx.module
     x = ctx.args[0] if ctx.args else None
     if not isinstance(x, torch.Tensor):
         return 2 * forward
-    alignments = transformer_alignments(ctx)
-    first_layer = module.encoder.layers[0] if isinstance(module, nn.Transformer) else (
-        module.layers[0] if hasattr(module, "layers") else module)
-    batch_first = bool(first_layer.self_attn.batch_first)
+    alignments = {name: attention.alignment for name, attention in transformer_attentions(ctx).items()}
+    batch_first = _batch_first(module)
     n, length = _layout(tuple(x.shape), batch_first)
     second = ctx.args[1] if len(ctx.args) > 1 else None
     if isinstance(module, nn.TransformerEncoderLayer):
@@ -332,12 +330,11 @@ def _transformer_backward(ctx: NodeContext, forward: Any) -> Any:
         grad = _decoder_stack_grad(module, n, length, source, _rg(x), _rg(second), alignments["self"],
                                    alignments["cross"])
     else:  # nn.Transformer(src, tgt): the encoder's output is the decoder's memory
-        _, source = n, length
+        source = length
         _, length = _layout(tuple(second.shape), batch_first)
         memory = _encoder_stack_grad(module.encoder, n, source, _rg(x), alignments["src"])
-        decoded = _decoder_stack_grad(module.decoder, n, length, source, _rg(second), memory.output_rg,
-                                      alignments["tgt"], alignments["memory"])
-        grad = Grad(memory.forward + decoded.forward, memory.backward + decoded.backward, decoded.output_rg)
+        grad = memory.then(_decoder_stack_grad(module.decoder, n, length, source, _rg(second), memory.output_rg,
+                                               alignments["tgt"], alignments["memory"]))
     extras = forward - grad.forward
     return grad.backward + (2 * extras if grad.output_rg else 0)
 

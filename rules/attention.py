@@ -512,28 +512,48 @@ def _final_norm(convention: Convention, norm: nn.Module | None, tokens: Any, wid
     return Cost(extra=_norm_cost(convention, norm, tokens * width))
 
 
-#: Where each nn.Transformer* module takes its causal flags and masks: attention -> (flag name,
-#: flag position, mask name, mask position). ``self``/``cross`` are a layer's self- and
-#: cross-attention; nn.Transformer names its encoder's ``src`` and decoder's ``tgt``/``memory``.
-_CAUSAL_ARGS: dict[type[nn.Module], dict[str, tuple[str, int, str, int]]] = {
-    nn.TransformerEncoderLayer: {"self": ("is_causal", 3, "src_mask", 1)},
-    nn.TransformerEncoder: {"self": ("is_causal", 3, "mask", 1)},
-    nn.TransformerDecoderLayer: {"self": ("tgt_is_causal", 6, "tgt_mask", 2),
-                                 "cross": ("memory_is_causal", 7, "memory_mask", 3)},
-    nn.TransformerDecoder: {"self": ("tgt_is_causal", 6, "tgt_mask", 2),
-                            "cross": ("memory_is_causal", 7, "memory_mask", 3)},
-    nn.Transformer: {"src": ("src_is_causal", 8, "src_mask", 2), "tgt": ("tgt_is_causal", 9, "tgt_mask", 3),
-                     "memory": ("memory_is_causal", 10, "memory_mask", 4)},
+#: Where each nn.Transformer* module takes each attention's arguments: attention -> (causal
+#: flag, mask, key padding mask), each as (name, position). ``self``/``cross`` are a layer's self-
+#: and cross-attention; nn.Transformer names its encoder's ``src`` and decoder's ``tgt``/``memory``.
+_ATTENTION_ARGS: dict[type[nn.Module], dict[str, tuple[tuple[str, int], tuple[str, int], tuple[str, int]]]] = {
+    nn.TransformerEncoderLayer: {"self": (("is_causal", 3), ("src_mask", 1), ("src_key_padding_mask", 2))},
+    nn.TransformerEncoder: {"self": (("is_causal", 3), ("mask", 1), ("src_key_padding_mask", 2))},
+    nn.TransformerDecoderLayer: {
+        "self": (("tgt_is_causal", 6), ("tgt_mask", 2), ("tgt_key_padding_mask", 4)),
+        "cross": (("memory_is_causal", 7), ("memory_mask", 3), ("memory_key_padding_mask", 5)),
+    },
+    nn.TransformerDecoder: {
+        "self": (("tgt_is_causal", 6), ("tgt_mask", 2), ("tgt_key_padding_mask", 4)),
+        "cross": (("memory_is_causal", 7), ("memory_mask", 3), ("memory_key_padding_mask", 5)),
+    },
+    nn.Transformer: {
+        "src": (("src_is_causal", 8), ("src_mask", 2), ("src_key_padding_mask", 5)),
+        "tgt": (("tgt_is_causal", 9), ("tgt_mask", 3), ("tgt_key_padding_mask", 6)),
+        "memory": (("memory_is_causal", 10), ("memory_mask", 4), ("memory_key_padding_mask", 7)),
+    },
 }
 
 
-def transformer_alignments(ctx: NodeContext) -> dict[str, str | None]:
-    """The causal alignment of each attention of an nn.Transformer* node (see ``_CAUSAL_ARGS``);
-    shared by the forward rules and the backward formulas."""
+class LayerAttention(NamedTuple):
+    """How one attention of an nn.Transformer* node is counted."""
+
+    alignment: str | None
+    """The causal alignment under ``causal="exact"`` (:func:`_alignment`), or ``None``: dense."""
+    float_mask: bool
+    """Whether torch adds a mask to its scores (:func:`_mask_added`)."""
+
+
+def transformer_attentions(ctx: NodeContext) -> dict[str, LayerAttention]:
+    """Each attention of an nn.Transformer* node (see ``_ATTENTION_ARGS``), read from its
+    arguments once; shared by the forward rules and the backward formulas."""
+    places = next(places for kind, places in _ATTENTION_ARGS.items() if isinstance(ctx.module, kind))
     found = {}
-    places = next(places for kind, places in _CAUSAL_ARGS.items() if isinstance(ctx.module, kind))
-    for attention, (flag, flag_at, mask, mask_at) in places.items():
-        found[attention] = _alignment(ctx, ctx.arg(flag, flag_at, default=False), mask=(mask, mask_at, MHA))
+    for attention, (flag, mask, padding) in places.items():
+        is_causal = ctx.arg(*flag, default=False)
+        found[attention] = LayerAttention(
+            _alignment(ctx, is_causal, mask=(*mask, MHA)),
+            _mask_added(is_causal, ctx.arg(*mask, default=None), ctx.arg(*padding, default=None)),
+        )
     return found
 
 
@@ -545,10 +565,8 @@ def transformer_encoder_layer_flops(ctx: NodeContext) -> int:
     module = ctx.module
     assert isinstance(module, nn.TransformerEncoderLayer)
     batch, length = _layout(ctx.input_shapes[0], _batch_first(module))
-    is_causal = ctx.arg("is_causal", 3, default=False)
-    float_mask = _mask_added(is_causal, ctx.arg("src_mask", 1, default=None),
-                             ctx.arg("src_key_padding_mask", 2, default=None))
-    cost = _encoder_layer(ctx.convention, module, batch, length, transformer_alignments(ctx)["self"], float_mask)
+    attention = transformer_attentions(ctx)["self"]
+    cost = _encoder_layer(ctx.convention, module, batch, length, attention.alignment, attention.float_mask)
     return cost.total(ctx)
 
 
@@ -562,16 +580,10 @@ def transformer_decoder_layer_flops(ctx: NodeContext) -> int:
     first = _batch_first(module)
     batch, length = _layout(ctx.input_shapes[0], first)
     _, source = _layout(ctx.input_shapes[1], first)
-    tgt_causal, memory_causal = ctx.arg("tgt_is_causal", 6, default=False), ctx.arg("memory_is_causal", 7,
-                                                                                   default=False)
-    alignments = transformer_alignments(ctx)
-    cost = _decoder_layer(
-        ctx.convention, module, batch, length, source, alignments["self"], alignments["cross"],
-        _mask_added(tgt_causal, ctx.arg("tgt_mask", 2, default=None),
-                    ctx.arg("tgt_key_padding_mask", 4, default=None)),
-        _mask_added(memory_causal, ctx.arg("memory_mask", 3, default=None),
-                    ctx.arg("memory_key_padding_mask", 5, default=None)),
-    )
+    attentions = transformer_attentions(ctx)
+    cost = _decoder_layer(ctx.convention, module, batch, length, source, attentions["self"].alignment,
+                          attentions["cross"].alignment, attentions["self"].float_mask,
+                          attentions["cross"].float_mask)
     return cost.total(ctx)
 
 
@@ -581,13 +593,11 @@ def transformer_encoder_flops(ctx: NodeContext) -> int:
     module = ctx.module
     assert isinstance(module, nn.TransformerEncoder)
     batch, length = _layout(ctx.input_shapes[0], _batch_first(module))
-    is_causal = ctx.arg("is_causal", 3, default=False)
-    alignment = transformer_alignments(ctx)["self"]
-    float_mask = _mask_added(is_causal, ctx.arg("mask", 1, default=None),
-                             ctx.arg("src_key_padding_mask", 2, default=None))
+    attention = transformer_attentions(ctx)["self"]
     cost = _final_norm(ctx.convention, module.norm, batch * length, _width(ctx.input_shapes[0]))
     for layer in module.layers:
-        cost = cost + _encoder_layer(ctx.convention, layer, batch, length, alignment, float_mask)
+        cost = cost + _encoder_layer(ctx.convention, layer, batch, length, attention.alignment,
+                                     attention.float_mask)
     return cost.total(ctx)
 
 
@@ -603,18 +613,12 @@ def transformer_decoder_flops(ctx: NodeContext) -> int:
     first = _batch_first(module)
     batch, length = _layout(ctx.input_shapes[0], first)
     _, source = _layout(ctx.input_shapes[1], first)
-    tgt_causal, memory_causal = ctx.arg("tgt_is_causal", 6, default=False), ctx.arg("memory_is_causal", 7,
-                                                                                   default=False)
-    self_mask = _mask_added(tgt_causal, ctx.arg("tgt_mask", 2, default=None),
-                            ctx.arg("tgt_key_padding_mask", 4, default=None))
-    cross_mask = _mask_added(memory_causal, ctx.arg("memory_mask", 3, default=None),
-                             ctx.arg("memory_key_padding_mask", 5, default=None))
-    alignments = transformer_alignments(ctx)
-    self_alignment, cross_alignment = alignments["self"], alignments["cross"]
+    self_attention, cross_attention = transformer_attentions(ctx).values()
     cost = _final_norm(ctx.convention, module.norm, batch * length, _width(ctx.input_shapes[0]))
     for layer in module.layers:
-        cost = cost + _decoder_layer(ctx.convention, layer, batch, length, source,
-                                     self_alignment, cross_alignment, self_mask, cross_mask)
+        cost = cost + _decoder_layer(ctx.convention, layer, batch, length, source, self_attention.alignment,
+                                     cross_attention.alignment, self_attention.float_mask,
+                                     cross_attention.float_mask)
     return cost.total(ctx)
 
 
@@ -627,24 +631,14 @@ def transformer_flops(ctx: NodeContext) -> int:
     first = module.batch_first
     batch, source = _layout(ctx.input_shapes[0], first)
     _, length = _layout(ctx.input_shapes[1], first)
-    src_causal = ctx.arg("src_is_causal", 8, default=False)
-    tgt_causal = ctx.arg("tgt_is_causal", 9, default=False)
-    memory_causal = ctx.arg("memory_is_causal", 10, default=False)
-    src_mask = _mask_added(src_causal, ctx.arg("src_mask", 2, default=None),
-                           ctx.arg("src_key_padding_mask", 5, default=None))
-    tgt_mask = _mask_added(tgt_causal, ctx.arg("tgt_mask", 3, default=None),
-                           ctx.arg("tgt_key_padding_mask", 6, default=None))
-    memory_mask = _mask_added(memory_causal, ctx.arg("memory_mask", 4, default=None),
-                              ctx.arg("memory_key_padding_mask", 7, default=None))
+    src, tgt, memory = transformer_attentions(ctx).values()
     width = _width(ctx.input_shapes[0])
     encoder, decoder = module.encoder, module.decoder
     cost = _final_norm(ctx.convention, getattr(encoder, "norm", None), batch * source, width)
     cost = cost + _final_norm(ctx.convention, getattr(decoder, "norm", None), batch * length, width)
-    alignments = transformer_alignments(ctx)
-    src_alignment, tgt_alignment, memory_alignment = alignments["src"], alignments["tgt"], alignments["memory"]
     for layer in encoder.layers:
-        cost = cost + _encoder_layer(ctx.convention, layer, batch, source, src_alignment, src_mask)
+        cost = cost + _encoder_layer(ctx.convention, layer, batch, source, src.alignment, src.float_mask)
     for layer in decoder.layers:
-        cost = cost + _decoder_layer(ctx.convention, layer, batch, length, source,
-                                     tgt_alignment, memory_alignment, tgt_mask, memory_mask)
+        cost = cost + _decoder_layer(ctx.convention, layer, batch, length, source, tgt.alignment,
+                                     memory.alignment, tgt.float_mask, memory.float_mask)
     return cost.total(ctx)
