@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_map, tree_unflatten
 from fxflops.context import NodeContext, _shapes
 from fxflops.convention import MATMUL_CLASS, Convention
 from fxflops.errors import RuleError, TraceError
-from fxflops.masks import SDPA, is_top_left_causal, kept_entries
+from fxflops.masks import SDPA, is_top_left_causal, kept_entries, run_on_cpu
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, to_meta
@@ -300,10 +300,7 @@ def _is_causal_mask(program: torch.export.ExportedProgram, mask_node: fx.Node,
                     value_of = functools.partial(_value_in, env)
                     run_args = tree_map(value_of, current.args)
                     run_kwargs = tree_map(value_of, dict(current.kwargs))
-                    if "device" in run_kwargs:  # factories recorded the meta device: compute on the CPU
-                        run_kwargs["device"] = torch.device("cpu")
-                    with torch.device("cpu"):
-                        env[current] = current.target(*run_args, **run_kwargs)
+                    env[current] = run_on_cpu(current, run_args, run_kwargs)
         except Exception:
             return False
         masks.append(env[mask_node])

@@ -53,6 +53,17 @@ def is_top_left_causal(kept: torch.Tensor) -> bool:
     return bool((kept == causal).all())
 
 
+def run_on_cpu(n: fx.Node, args: Any, kwargs: dict[str, Any]) -> Any:
+    """Run a ``call_function``/``call_method`` node on CPU values. Factories that recorded the
+    meta device (graphs are traced on meta tensors) compute on the CPU instead."""
+    if "device" in kwargs:
+        kwargs = {**kwargs, "device": torch.device("cpu")}
+    with torch.device("cpu"):
+        if n.op == "call_method":
+            return getattr(args[0], n.target)(*args[1:], **kwargs)
+        return n.target(*args, **kwargs)
+
+
 def warn_unreadable_masks(unreadable: dict[str, str]) -> None:
     """One :class:`~fxflops.errors.CausalMaskWarning` naming the attention nodes counted dense
     because their mask could not be evaluated (node name -> why)."""
@@ -130,13 +141,7 @@ class MaskProbe:
             for leaf in tensor_leaves((args, kwargs)):
                 if leaf.numel() > MAX_MASK_ENTRIES:
                     raise _NoDataError(f"its mask has more than {MAX_MASK_ENTRIES} entries")
-            if "device" in kwargs:  # factories may name the meta device: compute on the CPU
-                kwargs["device"] = torch.device("cpu")
-            with torch.device("cpu"):
-                if n.op == "call_method":
-                    value = getattr(args[0], n.target)(*args[1:], **kwargs)
-                else:
-                    value = n.target(*args, **kwargs)
+            value = run_on_cpu(n, args, kwargs)
         else:
             raise _NoDataError(f"its mask is computed by module {n.target!r}")
         values[n] = value
