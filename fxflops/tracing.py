@@ -83,9 +83,8 @@ class FlopTracer(fx.Tracer):
         #: The innermost module whose forward raised while tracing, and the error.
         self.failed_module: str | None = None
         self.failure: BaseException | None = None
-        self._parameter_names: dict[int, str] | None = None
-        self._buffer_names: dict[int, str] | None = None
-        self._indexed_root: nn.Module | None = None
+        #: The root traced last, and the names of its parameters and of its buffers by id.
+        self._index: tuple[nn.Module, dict[int, str], dict[int, str]] | None = None
 
     def _attribute_name(self, value: torch.Tensor) -> str | None:
         """The qualified name of a parameter (for ``nn.Parameter``) or buffer of the root.
@@ -95,16 +94,18 @@ class FlopTracer(fx.Tracer):
         faster. Names are the first a tensor is reachable by, as in torch.fx's scan. A tensor
         registered after the index was built is not found here and gets torch.fx's scan.
         """
-        if self._indexed_root is not self.root or self._parameter_names is None or self._buffer_names is None:
-            self._indexed_root = self.root
-            self._parameter_names, self._buffer_names = {}, {}
+        if self._index is None or self._index[0] is not self.root:
+            parameters: dict[int, str] = {}
+            buffers: dict[int, str] = {}
             for name, param in self.root.named_parameters():
-                self._parameter_names.setdefault(id(param), name)
+                parameters.setdefault(id(param), name)
             for name, buffer in self.root.named_buffers():
-                self._buffer_names.setdefault(id(buffer), name)
-        if isinstance(value, nn.Parameter) and id(value) in self._parameter_names:
-            return self._parameter_names[id(value)]
-        return self._buffer_names.get(id(value))
+                buffers.setdefault(id(buffer), name)
+            self._index = (self.root, parameters, buffers)
+        _, parameters, buffers = self._index
+        if isinstance(value, nn.Parameter) and id(value) in parameters:
+            return parameters[id(value)]
+        return buffers.get(id(value))
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         if isinstance(attr_val, torch.Tensor) and not self.param_shapes_constant:
