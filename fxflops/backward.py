@@ -276,7 +276,7 @@ def decoder_layer_grad(layer: nn.TransformerDecoderLayer, n: int, length: int, s
 
 def _mha_backward(ctx: NodeContext, forward: Any) -> Any:
     """``nn.MultiheadAttention``: each projection's input and weight gradients, and the core's."""
-    from fxflops.rules.attention import MHA, _alignment
+    from fxflops.rules.attention import multihead_attention_alignment
 
     module = ctx.module
     if not isinstance(module, nn.MultiheadAttention):
@@ -286,8 +286,7 @@ def _mha_backward(ctx: NodeContext, forward: Any) -> Any:
         return 0
     n, length = _layout(tuple(q.shape), module.batch_first)
     _, source = _layout(tuple(k.shape), module.batch_first)
-    alignment = _alignment(ctx, ctx.arg("is_causal", 7, default=False), mask=("attn_mask", 5, MHA))
-    return mha_grad(module, n, length, source, _rg(q), _rg(k), _rg(v), alignment).backward
+    return mha_grad(module, n, length, source, _rg(q), _rg(k), _rg(v), multihead_attention_alignment(ctx)).backward
 
 
 # -- layers: every product gets input and weight gradients (2 x forward), minus the input

@@ -368,6 +368,12 @@ def _mask_added(is_causal: Any, attn_mask: Any, key_padding_mask: Any = None,
     return not (is_causal and not need_weights)
 
 
+def multihead_attention_alignment(ctx: NodeContext) -> str | None:
+    """The causal alignment of an ``nn.MultiheadAttention`` node (its ``is_causal`` hint, or an
+    ``attn_mask`` that evaluates to the causal mask); shared with its backward formula."""
+    return _alignment(ctx, ctx.arg("is_causal", 7, default=False), mask=("attn_mask", 5, MHA))
+
+
 @rule(nn.MultiheadAttention, category="attention")
 def multihead_attention_flops(ctx: NodeContext) -> int:
     """``nn.MultiheadAttention``: projections + attention core (see :func:`mha_cost`).
@@ -388,8 +394,7 @@ def multihead_attention_flops(ctx: NodeContext) -> int:
     float_mask = _mask_added(is_causal, ctx.arg("attn_mask", 5, default=None),
                              ctx.arg("key_padding_mask", 3, default=None), need_weights)
     cost = _module_attention(ctx.convention, module, batch=batch, length=target_len, source=source_len,
-                             alignment=_alignment(ctx, is_causal, mask=("attn_mask", 5, MHA)),
-                             float_mask=float_mask,
+                             alignment=multihead_attention_alignment(ctx), float_mask=float_mask,
                              need_weights=need_weights,
                              averaged=bool(ctx.arg("average_attn_weights", 6, default=True)))
     return cost.total(ctx)
