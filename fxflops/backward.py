@@ -180,10 +180,6 @@ class Grad(NamedTuple):
         return Grad(self.forward + other.forward, self.backward + other.backward, other.output_rg)
 
 
-def _params_rg(*modules: nn.Module | None) -> bool:
-    return any(m is not None and p.requires_grad for m in modules for p in (m.parameters() if m else ()))
-
-
 def mha_grad(attn: nn.MultiheadAttention, n: int, length: int, source: int, q_rg: bool, k_rg: bool, v_rg: bool,
              alignment: str | None = None) -> Grad:
     """``nn.MultiheadAttention`` on queries and keys/values that do or do not require grad.
@@ -214,19 +210,19 @@ def mha_grad(attn: nn.MultiheadAttention, n: int, length: int, source: int, q_rg
     backward += 2 * n * source * attn.vdim * e * (int(v_rg) + int(w_v))
     backward += each * (int(q_p) + int(k_p)) + each * (int(v_p) + int(q_p or k_p))
     backward += 2 * n * length * e * out_proj.out_features * (int(attended) + int(out_proj.weight.requires_grad))
-    return Grad(cost.matmul, backward, attended or _params_rg(out_proj))
+    return Grad(cost.matmul, backward, attended or _module_rg(out_proj))
 
 
 def linear_grad(linear: nn.Linear, tokens: int, input_rg: bool) -> Grad:
     """``nn.Linear`` over ``tokens`` rows: ``F`` for the input gradient, ``F`` for the weight's."""
     forward = 2 * tokens * linear.in_features * linear.out_features
     return Grad(forward, forward * (int(input_rg) + int(linear.weight.requires_grad)),
-                input_rg or _params_rg(linear))
+                input_rg or _module_rg(linear))
 
 
 def _norm(norm: nn.Module | None, input_rg: bool) -> Grad:
     """A norm: no matmuls; its output requires grad when its input or its affine weights do."""
-    return Grad(0, 0, input_rg or _params_rg(norm))
+    return Grad(0, 0, input_rg or _module_rg(norm))
 
 
 def _feedforward_grad(layer: nn.Module, tokens: int, input_rg: bool) -> Grad:
