@@ -30,3 +30,10 @@ class FlopBudgetError(FxFlopsError, AssertionError):
 class CausalMaskWarning(UserWarning):
     """``causal="exact"`` met an attention mask it could not evaluate (its data is on the meta
     device), so that attention was counted dense."""
+
+
+def site_message(problem: str, node: str, module_path: str, module_type: str, source: str | None,
+                 hint: str) -> str:
+    """An error naming the node, its module and its source line, and what to do next."""
+    module_text = f"module '{module_path}' ({module_type})" if module_path else "the root module"
+    return f"{problem}\n  node: {node}\n  in {module_text}, at {source or 'unknown source line'}\n  hint: {hint}"

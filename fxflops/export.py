@@ -23,9 +23,10 @@ from torch import fx, nn
 from torch.utils._pytree import tree_map, tree_unflatten
 
 from fxflops.context import NodeContext, _shapes
-from fxflops.convention import MATMUL_CLASS, Convention
-from fxflops.errors import RuleError, TraceError
+from fxflops.convention import Convention
+from fxflops.errors import TraceError, site_message
 from fxflops.masks import SDPA, is_top_left_causal, kept_entries, run_on_cpu
+from fxflops.node_count import ZERO_COUNT, count_node
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, to_meta
@@ -134,7 +135,7 @@ def count_exported(
     evaluated from ``originals`` (:func:`module_tensors`) where they come from parameters or
     buffers; attention nodes whose mask cannot be evaluated go to ``unreadable_masks``.
     """
-    from fxflops.symbolic import dim_value, half, to_count
+    from fxflops.symbolic import dim_value
 
     symbols = symbols or {}
     if backward:
@@ -160,25 +161,16 @@ def count_exported(
             entry = RuleEntry(rule=_python_value, category="zero", target=None)
         else:
             entry = registry.lookup_function(node.target)
-        flops: Any = 0
-        macs: Any = None
-        backward_count: Any = 0
+        cost = ZERO_COUNT
         if entry is not None and convention.counts(entry.category):
             ctx = NodeContext(node=node, module=None, args=args, kwargs=kwargs, output=output, convention=convention,
                               causal=causal)
-            try:
-                flops = to_count(entry.rule(ctx), symbols)
-                macs = None if ctx.macs is None else to_count(ctx.macs, symbols)
-                if backward:
-                    from fxflops.backward import backward_flops
 
-                    backward_count = to_count(backward_flops(entry, ctx, entry.rule(ctx)), symbols)
-            except Exception as e:
-                raise RuleError(
-                    f"the rule {entry.name} raised {type(e).__name__}: {e}\n  node: {node.format_node()}\n"
-                    f"  in module '{module_path}' ({module_type}), at {_source(node) or 'unknown source line'}\n"
-                    "  hint: fix the rule or override it with rules={...}"
-                ) from e
+            def where(problem: str, hint: str, node: fx.Node = node, path: str = module_path,
+                      kind: str = module_type) -> str:
+                return site_message(problem, node.format_node(), path, kind, _source(node), hint)
+
+            cost = count_node(entry, ctx, backward=backward, symbols=symbols or None, where=where)
         records.append(
             NodeRecord(
                 name=node.name,
@@ -188,14 +180,12 @@ def count_exported(
                 module_type=module_type,
                 input_shapes=tuple(tuple(dim_value(d, symbols) for d in s) for s in _shapes((args, kwargs))),
                 output_shapes=tuple(tuple(dim_value(d, symbols) for d in s) for s in _shapes(output)),
-                flops=flops,
-                macs=(macs if macs is not None else (
-                    half(flops) if entry is not None and entry.category in MATMUL_CLASS else 0))
-                + (half(backward_count) if entry is not None and entry.category in MATMUL_CLASS else 0),
+                flops=cost.flops,
+                macs=cost.macs,
                 rule=entry.name if entry is not None else None,
                 category=entry.category if entry is not None else None,
                 source=_source(node),
-                backward_flops=backward_count,
+                backward_flops=cost.backward,
             )
         )
     return records
