@@ -43,6 +43,10 @@ class RuleEntry:
     rule: Rule
     category: str
     target: Any
+    #: For a module target: gives the module's output (meta tensors) from a NodeContext whose
+    #: ``output`` is ``None``, instead of running the module. A module whose output depends on
+    #: data (a router, an early exit) is counted this way on meta tensors.
+    output: Callable[[NodeContext], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -150,24 +154,28 @@ class RuleRegistry:
         self._entries: dict[Any, RuleEntry] = {}
 
     def register(
-        self, *targets: Target, category: str = "custom", override: bool = False
+        self, *targets: Target, category: str = "custom", override: bool = False,
+        output: Callable[[NodeContext], Any] | None = None,
     ) -> Callable[[Rule], Rule]:
         """Decorator registering a rule for each target.
 
-        Raises :class:`~fxflops.errors.RuleConflictError` when a target already has a rule,
-        unless ``override=True``.
+        ``output`` (module targets only) computes the module's output from shapes instead of
+        running it (see :attr:`RuleEntry.output`). Raises
+        :class:`~fxflops.errors.RuleConflictError` when a target already has a rule, unless
+        ``override=True``.
         """
         if not targets:
             raise TypeError("register() needs at least one target")
 
         def decorator(rule: Rule) -> Rule:
             for target in targets:
-                self.add(target, rule, category=category, override=override)
+                self.add(target, rule, category=category, override=override, output=output)
             return rule
 
         return decorator
 
-    def add(self, target: Target, rule: Rule, *, category: str = "custom", override: bool = False) -> None:
+    def add(self, target: Target, rule: Rule, *, category: str = "custom", override: bool = False,
+            output: Callable[[NodeContext], Any] | None = None) -> None:
         """Register ``rule`` for ``target`` (the non-decorator form of :meth:`register`)."""
         key = normalize_target(target)
         if key in self._entries and not override:
@@ -176,7 +184,9 @@ class RuleRegistry:
                 f"{describe_target(key)} already has the rule {existing.name} ({existing.where}); "
                 "pass override=True to replace it"
             )
-        self._entries[key] = RuleEntry(rule=rule, category=category, target=key)
+        if output is not None and not isinstance(key, type):
+            raise TypeError(f"output= is for module targets; {describe_target(key)} is not a module class")
+        self._entries[key] = RuleEntry(rule=rule, category=category, target=key, output=output)
 
     def zero(self, *targets: Target, override: bool = False) -> None:
         """Declare targets that cost 0 FLOPs by definition (views, indexing, copies)."""
@@ -196,7 +206,7 @@ class RuleRegistry:
         clone = self.copy()
         for target, rule in rules.items():
             if isinstance(rule, RuleEntry):
-                clone.add(target, rule.rule, category=rule.category, override=True)
+                clone.add(target, rule.rule, category=rule.category, override=True, output=rule.output)
             else:
                 category = getattr(rule, "_fxflops_category", "custom")
                 clone.add(target, rule, category=category, override=True)
@@ -241,8 +251,13 @@ class RuleRegistry:
 DEFAULT_REGISTRY = RuleRegistry()
 
 
-def rule(*targets: Target, category: str = "custom", override: bool = False) -> Callable[[Rule], Rule]:
+def rule(*targets: Target, category: str = "custom", override: bool = False,
+         output: Callable[[NodeContext], Any] | None = None) -> Callable[[Rule], Rule]:
     """Register a FLOP rule in the default registry.
+
+    ``output`` (module targets only) gives the module's output from a context whose ``output``
+    is ``None``, so a module whose output depends on data is counted without running it:
+    ``output=lambda ctx: torch.empty_like(ctx.args[0])``.
 
     >>> import fxflops
     >>> class Gate(torch.nn.Module): ...
@@ -250,7 +265,7 @@ def rule(*targets: Target, category: str = "custom", override: bool = False) -> 
     ... def gate_flops(ctx):
     ...     return 2 * ctx.output_numel
     """
-    return DEFAULT_REGISTRY.register(*targets, category=category, override=override)
+    return DEFAULT_REGISTRY.register(*targets, category=category, override=override, output=output)
 
 
 def zero(*targets: Target, override: bool = False) -> None:
