@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -16,19 +17,26 @@ from fxflops.counter import FlopCounter
 from fxflops.errors import TraceError, UncountedOpError
 from fxflops.export import count_exported, export_module, module_tensors
 from fxflops.masks import warn_unreadable_masks
+from fxflops.recorder import record
 from fxflops.registry import DEFAULT_REGISTRY, Rule, Target
 from fxflops.report import FlopReport, NodeRecord
 from fxflops.tracing import trace as trace_model
 
-TRACE_MODES = ("auto", "symbolic", "export")
+TRACE_MODES = ("auto", "symbolic", "run", "export")
 CAUSAL_MODES = ("dense", "exact")
 
 
 R = TypeVar("R")
 
 
+#: Counts run one at a time: torch.fx patches torch functions while it traces, torch.export and
+#: the meta device mode keep global state, and none of it is safe under threads.
+_COUNT_LOCK = threading.RLock()
+
+
 def _collection_paused(function: Callable[..., R]) -> Callable[..., R]:
-    """Run ``function`` with Python's cyclic garbage collector paused, then restore it.
+    """Run ``function`` alone (one count at a time, :data:`_COUNT_LOCK`) with Python's cyclic
+    garbage collector paused, then restore it.
 
     Tracing allocates many small objects, enough to trigger full collections, and a full
     collection walks the caller's whole heap: 10-300 ms each in a process that holds torch,
@@ -38,13 +46,14 @@ def _collection_paused(function: Callable[..., R]) -> Callable[..., R]:
 
     @functools.wraps(function)
     def paused(*args: Any, **kwargs: Any) -> R:
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            if enabled:
-                gc.enable()
+        with _COUNT_LOCK:
+            enabled = gc.isenabled()
+            gc.disable()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                if enabled:
+                    gc.enable()
 
     return paused
 
@@ -64,6 +73,7 @@ def count(
     causal: str = "dense",
     dynamic: Mapping[int | str, Mapping[int, str]] | None = None,
     backward: bool = False,
+    reuse_blocks: bool = True,
 ) -> FlopReport:
     """Count the FLOPs of ``model.<method>(*inputs, **kwargs)`` without running it.
 
@@ -84,11 +94,14 @@ def count(
         leaf_modules: module classes or qualified names not to trace into.
         strict: raise :class:`~fxflops.UncountedOpError` when a node has no rule.
         convention: which op categories count; ``"default"`` is matmul-class work at 2 FLOPs/MAC.
-        trace: ``"symbolic"`` (torch.fx; readable torch-level nodes), ``"export"`` (torch.export;
-            aten-level nodes, works wherever the forward runs on fake tensors) or ``"auto"``:
-            symbolic, with each submodule torch.fx cannot follow counted through torch.export,
-            and the whole model exported if its top level cannot be traced. The report's
-            ``fallbacks`` says which modules went which way and why.
+        trace: ``"symbolic"`` (torch.fx; readable torch-level nodes), ``"run"`` (runs a meta
+            clone of the model once and records every torch-level call, :mod:`fxflops.recorder`;
+            works wherever the forward runs on meta tensors, whatever its Python does with sizes
+            and whatever it returns), ``"export"`` (torch.export; aten-level nodes) or ``"auto"``:
+            symbolic, with each submodule torch.fx cannot follow counted by running it, and the
+            whole model run if its top level cannot be traced (every Hugging Face model). Where
+            running on meta fails, ``"auto"`` tries torch.export on fake tensors before giving up.
+            The report's ``fallbacks`` says which modules went which way and why.
         causal: ``"dense"`` counts causal attention in full, as FlopCounterMode and OpenCLIP's
             table do; ``"exact"`` counts only the score entries a causal mask keeps.
         dynamic: input dimensions to count as symbols, ``{input: {dim: name}}`` with ``input`` a
@@ -99,6 +112,10 @@ def count(
             (:mod:`fxflops.backward`): input gradients only for inputs that require grad, weight
             gradients only for trainable parameters. ``report.forward``/``report.backward`` split
             the total; node records carry both.
+        reuse_blocks: on the ``"run"`` path, count each repeated block (N copies of one layer)
+            once per distinct structure and arguments and reuse its records for its twins
+            (:mod:`fxflops.recorder`). ``False`` runs every block; counts are the same unless a
+            block's cost depends on its layer number.
 
     Returns:
         A :class:`~fxflops.FlopReport`.
@@ -138,27 +155,66 @@ def count(
 
         n_positional = len(inputs)
         inputs, kwargs, dynamic_shapes, marked = dynamic_shapes_for(model, method, inputs, kwargs, dynamic)
-    if trace != "export" and not dynamic:
+    if trace in ("auto", "symbolic") and not dynamic:
         traced = trace_model(model, inputs, kwargs, registry=registry, method=method, leaf_modules=leaf_modules,
                              allow_fallback=trace == "auto")
-    if traced is None:
-        program = export_module(model, inputs, kwargs, method=method, dynamic_shapes=dynamic_shapes, grad=backward)
+    recording = None
+    if traced is None and not dynamic and (trace == "run" or (trace == "auto" and causal == "dense")):
+        try:
+            recording = record(model, inputs, kwargs, registry=registry, convention=resolved, method=method,
+                               causal=causal, backward=backward, leaf_modules=leaf_modules,
+                               reuse_blocks=reuse_blocks)
+        except TraceError as run_error:
+            if trace == "run":
+                raise
+            try:
+                program = export_module(model, inputs, kwargs, method=method, grad=backward)
+            except TraceError:
+                raise run_error from None
+            fallbacks = {"": f"torch.fx could not trace the top level, and running it on meta tensors failed "
+                             f"({str(run_error).splitlines()[0]}): counted through torch.export"}
+        else:
+            records = recording.records
+            params = sum(p.numel() for p in recording.used_parameters.values())
+            fallbacks = {"": "trace='run' was requested" if trace == "run" else
+                         "torch.fx could not trace the top level: counted by running it on meta tensors"}
+    if traced is None and recording is None:
+        if not fallbacks:
+            program = export_module(model, inputs, kwargs, method=method, dynamic_shapes=dynamic_shapes,
+                                    grad=backward)
+            fallbacks = {"": "trace='export' was requested" if trace == "export" else
+                         "symbolic sizes (dynamic=...) are counted through torch.export" if dynamic else
+                         "torch.fx could not trace the top level"}
         if dynamic:
             symbols = symbol_map(program, marked, n_positional)
         records = count_exported(program, registry, resolved, strip="" if method == "forward" else "model",
                                  causal=causal, symbols=symbols, backward=backward, unreadable_masks=unreadable_masks,
                                  originals=module_tensors(model, method) if causal == "exact" else None)
         params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-        fallbacks = {"": "trace='export' was requested" if trace == "export" else
-                     "symbolic sizes (dynamic=...) are counted through torch.export" if dynamic else
-                     "torch.fx could not trace the top level"}
-    else:
+    elif traced is not None:
         counter = FlopCounter(traced, registry, resolved, causal=causal, function_fallback=trace == "auto",
                               backward=backward)
-        records = counter.count()
-        params = sum(p.numel() for p in counter.used_parameters.values())
-        fallbacks = {**traced.fallbacks, **counter.fallbacks}
-        unreadable_masks = counter.unreadable_masks
+        try:
+            records = counter.count()
+        except TraceError as fx_error:
+            # A graph torch.fx could trace but whose shapes need data (x[mask], nonzero): running
+            # the model reads the data the inputs carry (fxflops.known_values).
+            if trace != "auto" or causal != "dense":
+                raise
+            try:
+                recording = record(model, inputs, kwargs, registry=registry, convention=resolved, method=method,
+                                   backward=backward, leaf_modules=leaf_modules, reuse_blocks=reuse_blocks)
+            except TraceError:
+                raise fx_error from None
+            traced = None
+            records = recording.records
+            params = sum(p.numel() for p in recording.used_parameters.values())
+            fallbacks = {"": "shapes of the torch.fx graph need data: counted by running the model on meta "
+                             "tensors with the data the inputs carry"}
+        else:
+            params = sum(p.numel() for p in counter.used_parameters.values())
+            fallbacks = {**traced.fallbacks, **counter.fallbacks}
+            unreadable_masks = counter.unreadable_masks
     if unreadable_masks:
         warn_unreadable_masks(unreadable_masks)
     report = FlopReport(
@@ -169,7 +225,8 @@ def count(
         convention_description=resolved.describe(),
         causal=causal,
         includes_backward=backward,
-        trace="export" if traced is None else ("auto" if fallbacks else "symbolic"),
+        trace=("run" if recording is not None else "export") if traced is None else
+        ("auto" if fallbacks else "symbolic"),
         fallbacks=fallbacks,
         versions=_versions(),
     )
@@ -202,10 +259,10 @@ def unwrap(model: nn.Module) -> nn.Module:
 def uncounted_message(records: Sequence[NodeRecord]) -> str:
     """The ``strict=True`` error: each node without a rule, its op, module and source line."""
     lines = [f"{len(records)} node{'s' if len(records) != 1 else ''} had no FLOP rule:"]
-    for record in records:
-        where = record.source or "unknown source line"
-        module = record.module or "<root>"
-        lines.append(f"  {record.name}: {record.op} {record.target} in module '{module}' at {where}")
+    for node in records:
+        where = node.source or "unknown source line"
+        module = node.module or "<root>"
+        lines.append(f"  {node.name}: {node.op} {node.target} in module '{module}' at {where}")
     lines.append(
         "hint: register a rule with @fxflops.rule(target, category=...), pass rules={target: fn} "
         "for this call, or declare free ops with fxflops.zero(target)"

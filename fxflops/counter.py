@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from fxflops.context import NodeContext, _shapes
-from fxflops.convention import MATMUL_CLASS, Convention
-from fxflops.errors import RuleError, TraceError
+from fxflops.convention import Convention
+from fxflops.errors import TraceError
 from fxflops.masks import MaskProbe
+from fxflops.node_count import ZERO_COUNT, count_node
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, tensor_leaves, to_meta
@@ -74,6 +75,7 @@ class FlopCounter(fx.Interpreter):
         # No fx.Interpreter._set_current_node here: it only serves torch.fx's own meta
         # preservation, and its context manager costs as much as counting a simple node.
         args, kwargs = self.fetch_args_kwargs_from_env(n)
+        self._current = n
         if n.op == "call_module" and n.target in self.traced.fallbacks:
             return self._count_through_export(n, args, kwargs)
         if self.function_fallback and n.op == "call_function" and _is_wrapped_python_function(n.target) \
@@ -157,6 +159,10 @@ class FlopCounter(fx.Interpreter):
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         module = self._module(target)
         self._use_parameters(module)
+        entry = self.registry.lookup_module(type(module))
+        if entry is not None and entry.output is not None:
+            return entry.output(NodeContext(node=self._current, module=module, args=args, kwargs=kwargs, output=None,
+                                            convention=self.convention, causal=self.causal))
         if isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and isinstance(args[0], torch.Tensor):
             return _same_shape(args[0], _needs_grad(args, module))
         fast = _fast_output(module, args, kwargs)
@@ -187,11 +193,22 @@ class FlopCounter(fx.Interpreter):
                 self._use_parameters(child)
 
     def _count_through_export(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Count a submodule symbolic tracing could not follow, through torch.export (trace="auto")."""
+        """Count a submodule symbolic tracing could not follow (trace="auto"): by running it on
+        meta tensors (:mod:`fxflops.recorder`), or through torch.export where that fails."""
         from fxflops.export import count_exported, export_module, exported_outputs, module_tensors
+        from fxflops.recorder import record
 
         module = self._module(n.target)
         self._use_parameters(module)
+        if self.causal == "dense":
+            try:
+                recording = record(module, args, kwargs, registry=self.registry, convention=self.convention,
+                                   backward=self.backward, prefix=str(n.target), meta_cache=self._meta_cache)
+            except TraceError:
+                pass  # torch.export on fake tensors may still capture it
+            else:
+                self.records.extend(recording.records)
+                return recording.output
         program = export_module(module, args, kwargs, grad=self.backward)
         self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target),
                                            unreadable_masks=self.unreadable_masks,
@@ -200,19 +217,30 @@ class FlopCounter(fx.Interpreter):
         return exported_outputs(program)
 
     def _count_function_through_export(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Count a Python function that torch.fx kept whole (``torch.fx.wrap``) and that has no rule,
-        through torch.export of that call alone (trace="auto")."""
+        """Count a Python function that torch.fx kept whole (``torch.fx.wrap``) and that has no rule
+        (trace="auto"): by running it on meta tensors, or through torch.export where that fails."""
         from fxflops.export import FunctionCall, count_exported, export_module, exported_outputs
+        from fxflops.recorder import record_function
 
-        module_path, _ = _module_of(n)
+        module_path, module_type = _module_of(n)
         name = getattr(n.target, "__name__", "function")
+        self.fallbacks[f"{module_path}:{name}" if module_path else name] = (
+            f"{describe_target(n.target)} is kept whole by torch.fx.wrap and has no rule")
+        if self.causal == "dense":
+            try:
+                recording = record_function(n.target, args, kwargs, site=(module_path, module_type),
+                                            registry=self.registry, convention=self.convention,
+                                            backward=self.backward)
+            except TraceError:
+                pass
+            else:
+                self.records.extend(replace(r, name=f"{n.name}.{r.name}") for r in recording.records)
+                return recording.output
         program = export_module(FunctionCall(n.target), args, kwargs, grad=self.backward)
         records = count_exported(program, self.registry, self.convention, prefix=module_path, causal=self.causal,
                                  unreadable_masks=self.unreadable_masks,
                                  backward=self.backward)
         self.records.extend(replace(r, name=f"{n.name}.{r.name}") for r in records)
-        self.fallbacks[f"{module_path}:{name}" if module_path else name] = (
-            f"{describe_target(n.target)} is kept whole by torch.fx.wrap and has no rule")
         return exported_outputs(program)
 
     # -- counting -----------------------------------------------------------------------------
@@ -231,9 +259,7 @@ class FlopCounter(fx.Interpreter):
         module_path, module_type = _module_of(n)
         entry: RuleEntry | None = None
         module: nn.Module | None = None
-        flops = 0
-        backward = 0
-        macs: int | None = None
+        cost = ZERO_COUNT
         input_shapes = tuple(_shapes((args, kwargs)))
         output_shapes = tuple(_shapes(output))
         if n.op == "get_attr":
@@ -245,17 +271,9 @@ class FlopCounter(fx.Interpreter):
             if entry is not None and self.convention.counts(entry.category):
                 ctx = NodeContext(node=n, module=module, args=args, kwargs=kwargs, output=output,
                                   convention=self.convention, causal=self.causal, mask_probe=self.mask_probe)
-                flops = self._apply(entry, ctx, module_path)
-                macs = ctx.macs
-                if self.backward:
-                    from fxflops.backward import backward_flops
-
-                    backward = backward_flops(entry, ctx, flops)
+                cost = count_node(entry, ctx, backward=self.backward,
+                                  where=lambda problem, hint: _node_error(n, problem, hint))
         category = entry.category if entry is not None else None
-        if macs is None:
-            macs = flops // 2 if category in MATMUL_CLASS else 0
-        if category in MATMUL_CLASS:
-            macs += backward // 2
         return NodeRecord(
             name=n.name,
             op=n.op,
@@ -264,33 +282,13 @@ class FlopCounter(fx.Interpreter):
             module_type=module_type,
             input_shapes=input_shapes,
             output_shapes=output_shapes,
-            flops=flops,
-            macs=macs,
+            flops=cost.flops,
+            macs=cost.macs,
             rule=entry.name if entry is not None else ("structural" if n.op in _STRUCTURAL_OPS else None),
             category=category if n.op not in _STRUCTURAL_OPS else "zero",
             source=source_line(n),
-            backward_flops=backward,
+            backward_flops=cost.backward,
         )
-
-    def _apply(self, entry: RuleEntry, ctx: NodeContext, module_path: str) -> int:
-        try:
-            flops = entry.rule(ctx)
-        except Exception as e:
-            raise RuleError(
-                _node_error(ctx.node, f"the rule {entry.name} raised {type(e).__name__}: {e}",
-                            f"input shapes {ctx.input_shapes}; fix the rule or override it with rules={{...}}")
-            ) from e
-        if isinstance(flops, bool) or not isinstance(flops, int):
-            try:
-                as_int = operator.index(flops)
-            except TypeError:
-                raise RuleError(_node_error(ctx.node, f"the rule {entry.name} returned {flops!r}, not an int",
-                                            "return FLOPs as a Python int")) from None
-            flops = as_int
-        if flops < 0:
-            raise RuleError(_node_error(ctx.node, f"the rule {entry.name} returned {flops} FLOPs",
-                                        "FLOPs cannot be negative"))
-        return int(flops)
 
 
 #: Leaf modules whose output has their input's shape and dtype: their output is made directly

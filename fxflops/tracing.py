@@ -74,6 +74,9 @@ class FlopTracer(fx.Tracer):
         method: str = "forward",
     ) -> None:
         super().__init__()
+        # Buffers become graph nodes, run on meta copies: a forward that updates a buffer in
+        # place (``self.steps.add_(1)``) must not update the user's while it is traced.
+        self.proxy_buffer_attributes = True
         self.registry = registry
         self.leaf_types = tuple(m for m in leaf_modules if isinstance(m, type))
         self.leaf_names = frozenset(m for m in leaf_modules if isinstance(m, str))
@@ -180,6 +183,10 @@ def _is_tensor_input(value: Any) -> bool:
     return bool(tensor_leaves(value))
 
 
+class _VariadicInputs(TraceError):
+    """The method takes ``*args``/``**kwargs`` and some inputs go there."""
+
+
 def _bind_inputs(
     model: nn.Module, method: str, inputs: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -202,9 +209,9 @@ def _bind_inputs(
         kind = signature.parameters[name].kind
         if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             if value:
-                raise TraceError(
-                    f"{type(model).__name__}.{method} takes *args/**kwargs; fxflops traces named "
-                    "parameters only: wrap the model in a module with an explicit signature"
+                raise _VariadicInputs(
+                    f"{type(model).__name__}.{method} takes *args/**kwargs, which torch.fx cannot trace: "
+                    "count with trace='auto' or trace='run'"
                 )
             continue
         (tensors if _is_tensor_input(value) else concrete)[name] = value
@@ -256,12 +263,18 @@ def trace(
     innermost submodule that fails becomes a leaf to be counted through ``torch.export`` and the
     model is traced again; ``None`` means the top level itself cannot be traced.
     """
-    tensors, concrete = _bind_inputs(model, method, inputs, kwargs)
+    try:
+        tensors, concrete = _bind_inputs(model, method, inputs, kwargs)
+    except _VariadicInputs:
+        if allow_fallback:
+            return None  # trace="auto" runs the model instead
+        raise
     tracer = FlopTracer(registry, leaf_modules, method)
     if method == "forward" and tracer.is_leaf_module(model, ""):
         return _root_as_leaf(model, inputs, kwargs)
     while True:
         before = _attribute_snapshot(model)
+        states = [(module, dict(vars(module))) for module in model.modules()]
         tracer.failed_module, tracer.failure = None, None
         try:
             with hooks_set_aside(model):
@@ -281,6 +294,7 @@ def trace(
             tracer.fallbacks[failed] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         finally:
             constants = _remove_new_attributes(model, before)
+            _restore_attributes(states)
     # torch.fx keeps a placeholder for each concrete argument and asserts its value: feed it back.
     return TracedModel(root=model, graph=graph, placeholder_values={**concrete, **tensors}, constants=constants,
                        fallbacks=dict(tracer.fallbacks))
@@ -304,6 +318,21 @@ def _root_as_leaf(model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str
     node.meta["nn_module_stack"] = {"": ("", type(model))}
     graph.output(node)
     return TracedModel(root=model, graph=graph, placeholder_values=values)
+
+
+def _restore_attributes(states: list[tuple[nn.Module, dict[str, Any]]]) -> None:
+    """Undo what the model's own Python did to its modules while torch.fx ran it (``self.calls
+    += 1``, ``self.cache = x``): every attribute back to the object it was, new ones removed."""
+    for module, saved in states:
+        current = vars(module)
+        for key in [k for k in current if k not in saved]:
+            del current[key]
+        for key, value in saved.items():
+            if current.get(key, _ABSENT) is not value:
+                current[key] = value
+
+
+_ABSENT = object()
 
 
 def _remove_new_attributes(model: nn.Module, before: tuple[set[str], ...]) -> dict[str, Any]:

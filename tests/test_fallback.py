@@ -36,17 +36,18 @@ class Net(nn.Module):
         return self.head(self.gate(self.stem(x)))
 
 
-def test_auto_counts_the_untraceable_submodule_through_export() -> None:
+def test_auto_counts_the_untraceable_submodule_by_running_it() -> None:
     report = fxflops.count(Net(), meta(4, 8))
     # stem 2*4*8*16 = 1,024; gate takes the large branch at batch 4: 2*4*16*64 = 8,192; head 2*4*32*4 = 1,024
     assert report.total == 10_240
     assert report.trace == "auto"
     assert list(report.fallbacks) == ["gate"]
     assert "control flow" in report.fallbacks["gate"]
-    # the rest keeps its readable torch-level nodes; the fallback's nodes are aten-level
+    # the fallback is run on meta tensors: its nodes are as readable as the traced ones
     by_module = {r.module: r for r in report.nodes if r.flops}
     assert by_module["stem"].op == "call_module" and by_module["stem"].target == "torch.nn.Linear"
-    assert by_module["gate.large"].target == "aten.linear.default"
+    assert by_module["gate.large"].op == "call_module" and by_module["gate.large"].target == "torch.nn.Linear"
+    assert by_module["gate.large"].source.endswith("test_fallback.py:24")
     assert report.by_module(depth=1) == {"": 10_240, "gate": 8_192, "head": 1_024, "stem": 1_024}
 
 
@@ -99,18 +100,23 @@ def test_value_dependent_branches_give_a_clear_error() -> None:
                 return x @ x.T
             return x
 
-    with pytest.raises(TraceError, match=r"torch\.export could not capture ValueGate(.|\n)*hint:"):
+    # The error names the module, the line that reads the value, and what to do.
+    with pytest.raises(TraceError, match=r"Tensor.item\(\) cannot be called on meta tensors(.|\n)*"
+                                         r"test_fallback.py:\d+(.|\n)*hint: the model reads tensor values"):
         fxflops.count(ValueGate(), meta(4, 4))
 
 
-def test_hugging_face_gpt2_through_export() -> None:
+def test_hugging_face_gpt2_with_its_defaults() -> None:
     transformers = pytest.importorskip("transformers")
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2")).eval()
-    report = fxflops.count(model, meta(1, 128, dtype=torch.long), kwargs={"use_cache": False})
+    report = fxflops.count(model, meta(1, 128, dtype=torch.long))  # use_cache=True: a DynamicCache comes out
     # 247,064,064 * 128 (linear) + 36,864 * 128**2 (attention), see test_zoo_models
     assert report.total == 32_228_179_968
-    assert report.fallbacks == {"": "torch.fx could not trace the top level"}
+    assert report.trace == "run"
+    assert report.fallbacks == {"": "torch.fx could not trace the top level: counted by running it on meta tensors"}
+    # 124,439,808 parameters (the tied lm_head counted once)
+    assert report.params == 124_439_808
     # lm_head: 2 * 128 * 768 * 50,257
     assert report.by_module(depth=1)["lm_head"] == 9_880_928_256
     assert report.uncounted == []

@@ -1,0 +1,155 @@
+"""Values that are known although the model runs on meta tensors: those computed from sizes.
+
+Meta tensors carry no data, so a model that looks at a tensor's *value* cannot run on them: a
+Hugging Face model asks ``(position_ids[:, -1] == 0).all()`` of positions it made with
+``torch.arange``, BERT slices a ``token_type_ids`` buffer, a detector counts boxes. Many such
+values depend on nothing but sizes (factories: ``arange``, ``ones``, ``full``, ``tensor``) or on
+data the user did give (a real ``attention_mask``, real buffers). The recorder
+(:mod:`fxflops.recorder`) keeps, beside a meta tensor, its real value on the CPU when every input
+of the call that made it had one, so such questions get their real answer:
+
+* a factory call's value is computed on the CPU alongside its meta result;
+* a call whose tensor inputs all have known values gets its value computed too (the same call on
+  the CPU copies), when its result has at most :data:`LIMIT` elements;
+* a call that meta tensors cannot answer (``bool(t)``, ``t.item()``, ``t.nonzero()``) is answered
+  from the known values when there are some, and its tensor results become meta tensors of the
+  real shape, with their values known;
+* an in-place call on a tensor with a known value updates the value, or forgets it when the
+  call's other inputs are not known.
+
+Nothing here touches the model's weights: parameters never have known values, so a value that
+depends on them (a router's choice) stays unknown and the error says so.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_map
+
+from fxflops.shapes import tensor_leaves
+
+#: Largest number of elements a known value may have (16 MiB of float32): masks and positions
+#: fit, activations do not.
+LIMIT = 1 << 22
+
+_ATTRIBUTE = "_fxflops_known"
+_MISSING = object()
+_CPU = torch.device("cpu")
+
+
+def known(tensor: torch.Tensor) -> torch.Tensor | None:
+    """The real CPU value beside ``tensor``, or ``None``."""
+    return getattr(tensor, _ATTRIBUTE, None)
+
+
+def attach(meta: torch.Tensor, value: torch.Tensor) -> None:
+    """Remember ``value`` as the real content of ``meta`` (same shape), if it is small enough."""
+    if tuple(value.shape) == tuple(meta.shape) and value.numel() <= LIMIT:
+        setattr(meta, _ATTRIBUTE, value)
+
+
+def forget(tensor: Any) -> None:
+    if isinstance(tensor, torch.Tensor) and hasattr(tensor, _ATTRIBUTE):
+        delattr(tensor, _ATTRIBUTE)
+
+
+def all_known(leaves: list[torch.Tensor]) -> bool:
+    return all(hasattr(t, _ATTRIBUTE) for t in leaves)
+
+
+def _real_argument(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return getattr(value, _ATTRIBUTE)
+    if isinstance(value, torch.device) and value.type == "meta":
+        return _CPU
+    return value
+
+
+def evaluate(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``func`` on the known values of its tensor arguments, on the CPU; ``_MISSING`` if it fails.
+
+    The caller has checked that every tensor argument has a known value.
+    """
+    real_args = tree_map(_real_argument, args)
+    real_kwargs = tree_map(_real_argument, kwargs)
+    if real_kwargs.get("device") == "meta":
+        real_kwargs["device"] = _CPU
+    try:
+        return func(*real_args, **real_kwargs)
+    except Exception:
+        return _MISSING
+
+
+def small_enough(out: Any) -> bool:
+    """Whether every tensor in ``out`` (meta) is within :data:`LIMIT` elements."""
+    return all(math.prod(t.shape) <= LIMIT for t in tensor_leaves(out))
+
+
+def propagate(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+    """After ``out = func(*args, **kwargs)`` on meta tensors whose values are all known: compute
+    the values of ``out`` too."""
+    if not small_enough(out):
+        return
+    real = evaluate(func, args, kwargs)
+    if real is _MISSING:
+        return
+    metas, values = tensor_leaves(out), tensor_leaves(real)
+    if len(metas) == len(values):
+        for meta, value in zip(metas, values, strict=True):
+            if meta.device.type == "meta" and value.device.type == "cpu":
+                attach(meta, value)
+
+
+def answer(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A call meta tensors cannot answer, answered from known values: Python values as they are,
+    tensors as meta tensors of the real shape with their values known. ``_MISSING`` if it fails."""
+    real = evaluate(func, args, kwargs)
+    if real is _MISSING:
+        return _MISSING
+
+    def as_meta(value: Any) -> Any:
+        if not isinstance(value, torch.Tensor) or value.device.type != "cpu":
+            return value
+        meta = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta")
+        attach(meta, value)
+        return meta
+
+    return tree_map(as_meta, real)
+
+
+#: Calls whose result's *shape* depends on the values of their index arguments only, not on the
+#: values of the tensor they index: ``x[mask]`` keeps as many rows as the mask has True entries.
+INDEXING = frozenset({torch.Tensor.__getitem__, torch.Tensor.masked_select, torch.masked_select})
+
+
+def index_shape(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``x[index]`` when the index has a known value and ``x`` has not: a meta tensor of the
+    real result's shape (the values of ``x`` do not change it), computed on a stand-in for ``x``
+    that allocates nothing (a zero expanded to its shape). ``_MISSING`` if that fails."""
+    if func not in INDEXING or not args or not isinstance(args[0], torch.Tensor):
+        return _MISSING
+    rest = tensor_leaves((args[1:], kwargs))
+    if not rest or not all_known(rest):
+        return _MISSING
+    source = args[0]
+    stand_in = torch.zeros((), dtype=source.dtype).expand(source.shape)
+
+    def real(value: Any) -> Any:
+        if value is source:
+            return stand_in
+        return _real_argument(value)
+
+    try:
+        result = func(*tree_map(real, args), **tree_map(real, kwargs))
+    except Exception:
+        return _MISSING
+    if not isinstance(result, torch.Tensor):
+        return _MISSING
+    return torch.empty(result.shape, dtype=result.dtype, device="meta")
+
+
+def is_missing(value: Any) -> bool:
+    return value is _MISSING
