@@ -233,7 +233,7 @@ def _gpt2() -> nn.Module:
 
 
 def _gpt2_logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-    return model(input_ids=input_ids, use_cache=False).logits
+    return model(input_ids=input_ids).logits
 
 
 def _gpt2_case() -> Case:
@@ -241,7 +241,7 @@ def _gpt2_case() -> Case:
         with torch.device("meta"):
             model = _gpt2()
         ids = torch.empty(1, GPT2_TOKENS, dtype=torch.long, device="meta")
-        return MetaCall(model, (ids,), kwargs={"use_cache": False})
+        return MetaCall(model, (ids,))
 
     def real() -> RealCall:
         torch.manual_seed(0)

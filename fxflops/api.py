@@ -168,7 +168,7 @@ def count(
             if trace == "run":
                 raise
             try:
-                program = export_module(model, inputs, kwargs, method=method, grad=backward)
+                program = export_module(model, inputs, kwargs, method=method, grad=backward, flat_outputs=True)
             except TraceError:
                 raise run_error from None
             fallbacks = {"": f"torch.fx could not trace the top level, and running it on meta tensors failed "
@@ -181,15 +181,15 @@ def count(
     if traced is None and recording is None:
         if not fallbacks:
             program = export_module(model, inputs, kwargs, method=method, dynamic_shapes=dynamic_shapes,
-                                    grad=backward)
+                                    grad=backward, flat_outputs=True)
             fallbacks = {"": "trace='export' was requested" if trace == "export" else
                          "symbolic sizes (dynamic=...) are counted through torch.export" if dynamic else
                          "torch.fx could not trace the top level"}
         if dynamic:
             symbols = symbol_map(program, marked, n_positional)
-        records = count_exported(program, registry, resolved, strip="" if method == "forward" else "model",
+        records = count_exported(program, registry, resolved, strip="model",
                                  causal=causal, symbols=symbols, backward=backward, unreadable_masks=unreadable_masks,
-                                 originals=module_tensors(model, method) if causal == "exact" else None)
+                                 originals=module_tensors(model, wrapped=True) if causal == "exact" else None)
         params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     elif traced is not None:
         counter = FlopCounter(traced, registry, resolved, causal=causal, function_fallback=trace == "auto",

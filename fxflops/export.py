@@ -48,31 +48,53 @@ class FunctionCall(nn.Module):
 
 
 class _MethodCall(nn.Module):
-    """Exports ``model.<method>`` (torch.export only exports ``forward``); its child is ``model``."""
+    """Exports ``model.<method>`` (torch.export only exports ``forward``); its child is ``model``.
 
-    def __init__(self, model: nn.Module, method: str) -> None:
+    With ``flat``, only the tensors of the output are returned: torch.export refuses outputs of
+    types it cannot flatten (a Hugging Face ``DynamicCache``), and counting needs none of them.
+    """
+
+    def __init__(self, model: nn.Module, method: str, flat: bool = False) -> None:
         super().__init__()
         self.model = model
         self.method = method
+        self.flat = flat
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.model, self.method)(*args, **kwargs)
+        out = getattr(self.model, self.method)(*args, **kwargs)
+        if not self.flat:
+            return out
+        return [leaf for leaf in _all_leaves(out) if isinstance(leaf, torch.Tensor)]
+
+
+def _all_leaves(value: Any) -> list[Any]:
+    """Leaves of ``value``, looking inside objects pytree does not know (caches) for tensors."""
+    leaves = []
+    for leaf in torch.utils._pytree.tree_leaves(value):
+        if isinstance(leaf, torch.Tensor):
+            leaves.append(leaf)
+        elif hasattr(leaf, "__dict__") and not isinstance(leaf, nn.Module):
+            leaves.extend(t for t in torch.utils._pytree.tree_leaves(list(vars(leaf).values()))
+                          if isinstance(t, torch.Tensor))
+    return leaves
 
 
 def export_module(
     module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any], method: str = "forward",
-    dynamic_shapes: Any = None, grad: bool = False,
+    dynamic_shapes: Any = None, grad: bool = False, flat_outputs: bool = False,
 ) -> torch.export.ExportedProgram:
     """``torch.export.export(strict=False)`` of a meta clone of ``module`` on meta inputs.
 
-    For ``method != "forward"`` the module stack gains a leading ``model.`` (strip it with
-    ``count_exported(..., strip="model")``).
+    For ``method != "forward"`` or ``flat_outputs`` (return only the output's tensors), the
+    module stack gains a leading ``model.`` (strip it with ``count_exported(..., strip="model")``).
     """
     cache: dict[int, torch.Tensor] = {}
     clone = meta_clone(module, cache)
     meta_args = to_meta(tuple(args), cache)
     meta_kwargs = to_meta(dict(kwargs), cache)
-    target = clone if method == "forward" else _MethodCall(clone, method)
+    target = clone if method == "forward" and not flat_outputs else _MethodCall(clone, method, flat=flat_outputs)
+    if target is not clone and isinstance(dynamic_shapes, dict):
+        dynamic_shapes = _for_wrapper(getattr(module, method), len(meta_args), meta_kwargs, dynamic_shapes)
     try:
         # Forward counts need no autograd bookkeeping; backward counts read requires_grad.
         with torch.set_grad_enabled(grad):
@@ -84,6 +106,18 @@ def export_module(
             "hint: the model may branch on tensor values (not only sizes); make that module a leaf "
             "with leaf_modules=[...] and register a rule for it"
         ) from e
+
+
+def _for_wrapper(method: Any, n_args: int, kwargs: Mapping[str, Any], shapes: dict[str, Any]) -> dict[str, Any]:
+    """``dynamic_shapes`` keyed by the method's parameter names, rekeyed for a wrapper whose
+    forward is ``(*args, **kwargs)``."""
+    import inspect
+
+    names = list(inspect.signature(method).parameters)[:n_args]
+    rekeyed: dict[str, Any] = {"args": tuple(shapes.get(name) for name in names)}
+    if kwargs:
+        rekeyed["kwargs"] = {name: shapes.get(name) for name in kwargs}
+    return rekeyed
 
 
 def _value(node: Any) -> Any:
@@ -242,10 +276,11 @@ def _mask_node(sdpa: fx.Node) -> Any:
     return sdpa.args[3] if len(sdpa.args) > 3 else sdpa.kwargs.get("attn_mask")
 
 
-def module_tensors(module: nn.Module, method: str = "forward") -> dict[str, torch.Tensor]:
+def module_tensors(module: nn.Module, wrapped: bool = False) -> dict[str, torch.Tensor]:
     """The user's parameters and buffers by the names an export of ``module`` gives them (see
-    :func:`export_module`): a mask computed from a real buffer is evaluated from its data."""
-    prefix = "" if method == "forward" else "model."
+    :func:`export_module`; ``wrapped`` when it was exported as the ``model`` of a wrapper): a mask
+    computed from a real buffer is evaluated from its data."""
+    prefix = "model." if wrapped else ""
     named = [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
     return {prefix + name: tensor for name, tensor in named}
 

@@ -265,7 +265,7 @@ def build(spec: Spec, inputs: Sequence[InputSpec] = (), method: str = "forward",
     if inputs:
         args = tuple(item.tensor() for item in inputs if item.name is None)
         kwargs = {item.name: item.tensor() for item in inputs if item.name is not None}
-        # Keep the builder's non-tensor options (use_cache=False) under user-given shapes.
+        # Keep the builder's non-tensor options under user-given shapes.
         kwargs = {**{k: v for k, v in default_kwargs.items() if not hasattr(v, "shape")}, **kwargs}
     elif default_args is None:
         raise SpecError(f"{spec.text} gives no inputs for {method}()",
@@ -516,8 +516,6 @@ def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
         kwargs["pixel_values"] = pixels
     if "decoder_input_ids" in names:
         kwargs["decoder_input_ids"] = torch.empty((1, 128), dtype=torch.long, device="meta")
-    if "use_cache" in names:
-        kwargs["use_cache"] = False
     if not any(k in kwargs for k in ("input_ids", "pixel_values")):
         return model, None, kwargs
     # Positional inputs in signature order, so --input replaces them one for one.

@@ -119,7 +119,9 @@ def _placeholder_for(key: int | str, user_inputs: list[str], n_positional: int,
     if isinstance(key, int):
         return user_inputs[key]
     # keyword inputs follow the positional ones, in the order torch.export flattened them
-    kw_names = [k for k in program.call_spec.in_spec.children_specs[1].context] if program.call_spec.in_spec else []
+    spec = program.call_spec.in_spec
+    kwargs_spec = (spec.child(1) if hasattr(spec, "child") else spec.children_specs[1]) if spec else None
+    kw_names = list(kwargs_spec.context) if kwargs_spec is not None else []
     return user_inputs[n_positional + kw_names.index(key)]
 
 

@@ -102,11 +102,11 @@ def test_gpt2_forward_backward() -> None:
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2"))
     ids = torch.zeros(1, 128, dtype=torch.long, device="meta")
-    report = fxflops.count(model, ids, kwargs={"use_cache": False}, backward=True)
+    report = fxflops.count(model, ids, backward=True)
     # forward 32,228,179,968 (test_fallback.py); token ids need no gradient, so the backward is
     # 2 * forward: every product has a trainable weight and an activation that requires grad
     assert report.forward == 32_228_179_968
-    assert report.total == 96_684_539_904 == torch_forward_backward(model, (ids,), {"use_cache": False})
+    assert report.total == 96_684_539_904 == torch_forward_backward(model, (ids,), {})
 
 
 def test_mfu() -> None:

@@ -55,7 +55,7 @@ def test_gpt2_formula() -> None:
     transformers = pytest.importorskip("transformers")
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2")).eval()
-    report = fxflops.count(model, meta(1, 128, dtype=torch.long), kwargs={"use_cache": False},
+    report = fxflops.count(model, meta(1, 128, dtype=torch.long),
                            dynamic={0: {1: "L"}})
     # linear per token: 2 * (12 * (768*2304 + 768*768 + 2*768*3072) + 768*50257) = 247,064,064
     # attention: 12 layers * 2 matmuls * 2 * L*L*768 = 36,864 * L**2
@@ -94,7 +94,7 @@ def test_gpt2_causal_exact_follows_kaplan() -> None:
     transformers = pytest.importorskip("transformers")
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2")).eval()
-    report = fxflops.count(model, meta(1, 128, dtype=torch.long), kwargs={"use_cache": False},
+    report = fxflops.count(model, meta(1, 128, dtype=torch.long),
                            dynamic={0: {1: "L"}}, causal="exact")
     # GPT-2 passes its causal mask as a tensor; fxflops evaluates it (it depends on sizes only) and
     # finds torch's top-left causal mask. Per layer, query i attends to i + 1 keys:

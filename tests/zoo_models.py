@@ -127,20 +127,20 @@ def hf_models() -> list[ZooModel]:
         from transformers import AutoConfig
 
         model = _hf("AutoModelForCausalLM", AutoConfig.for_model("gpt2"))
-        return model, (_meta(1, 128, dtype=torch.long),), {"use_cache": False}
+        return model, (_meta(1, 128, dtype=torch.long),), {}
 
     def llama_gqa() -> tuple[nn.Module, tuple[Any, ...], dict[str, Any]]:
         from transformers import LlamaConfig
 
         config = LlamaConfig(hidden_size=256, intermediate_size=688, num_hidden_layers=2, num_attention_heads=8,
                              num_key_value_heads=2, vocab_size=1000)
-        return _hf("AutoModelForCausalLM", config), (_meta(1, 64, dtype=torch.long),), {"use_cache": False}
+        return _hf("AutoModelForCausalLM", config), (_meta(1, 64, dtype=torch.long),), {}
 
     def t5() -> tuple[nn.Module, tuple[Any, ...], dict[str, Any]]:
         from transformers import AutoConfig
 
         model = _hf("AutoModelForSeq2SeqLM", AutoConfig.for_model("t5", num_layers=2, num_decoder_layers=2))
-        kwargs = {"decoder_input_ids": _meta(1, 16, dtype=torch.long), "use_cache": False}
+        kwargs = {"decoder_input_ids": _meta(1, 16, dtype=torch.long)}
         return model, (_meta(1, 32, dtype=torch.long),), kwargs
 
     def vit() -> tuple[nn.Module, tuple[Any, ...], dict[str, Any]]:
