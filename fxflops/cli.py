@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from fxflops import __version__
 
@@ -141,10 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "or full (also norms, activations, softmax, elementwise, ...); see docs/conventions.md")
     count.add_argument("--causal", choices=("dense", "exact"), default="dense",
                        help="count causal attention dense (default, as FlopCounterMode) or only the kept scores")
-    count.add_argument("--trace", choices=("auto", "symbolic", "export"), default="auto",
-                       help="torch.fx with a torch.export fallback (auto), torch.fx only, or torch.export only")
+    count.add_argument("--trace", choices=("auto", "symbolic", "run", "export"), default="auto",
+                       help="torch.fx, running on meta tensors what it cannot follow (auto); torch.fx only; "
+                            "running the model on meta tensors only; or torch.export only")
     count.add_argument("--backward", action="store_true",
-                       help="also count the backward pass (training FLOPs)")
+                       help="also count the backward pass (training FLOPs); inputs do not require grad "
+                            "unless --input-grad")
+    count.add_argument("--input-grad", action="store_true",
+                       help="floating-point inputs require grad (with --backward: count their gradients too)")
     count.add_argument("--mfu", type=float, default=None, metavar="THROUGHPUT",
                        help="print model FLOPs utilization at THROUGHPUT samples (or tokens, with "
                             "--per-call) per second; needs --accelerator")
@@ -207,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_ERROR
+    _import_torch_quietly()
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -217,6 +222,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exception(e, file=sys.stderr)
         message, hint = _describe_error(e)
         return _fail(message, hint)
+
+
+def _import_torch_quietly() -> None:
+    """Import torch with its import-time warnings held back: a fresh install without NumPy gets
+    ``UserWarning: Failed to initialize NumPy`` on the first screen, and counting never uses NumPy."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Failed to initialize NumPy.*")
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch(\..*)?")
+        import torch  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -268,6 +284,15 @@ def _describe_error(error: BaseException) -> tuple[str, str | None]:
 # -- count ----------------------------------------------------------------------------------------
 
 
+def _requiring_grad(value: Any) -> Any:
+    """``value`` as an input that requires grad, when it is a floating-point tensor."""
+    import torch
+
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.detach().requires_grad_(True)
+    return value
+
+
 def _count(args: argparse.Namespace) -> int:
     from fxflops.specs import SpecError, build, dynamic_of, format_inputs, parse_config, parse_input, parse_spec
 
@@ -285,6 +310,9 @@ def _count(args: argparse.Namespace) -> int:
     if args.convention not in CONVENTIONS:
         raise SpecError(f"unknown convention {args.convention!r}", f"use one of {', '.join(sorted(CONVENTIONS))}")
     built = build(spec, inputs, args.method, config=config)
+    if args.input_grad:
+        built.args = tuple(_requiring_grad(value) for value in built.args)
+        built.kwargs = {key: _requiring_grad(value) for key, value in built.kwargs.items()}
     with _quiet(args.debug):
         report = count(built.model, built.args, kwargs=built.kwargs, method=built.method,
                        convention=args.convention, causal=args.causal, trace=args.trace,

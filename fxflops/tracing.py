@@ -183,7 +183,7 @@ def _is_tensor_input(value: Any) -> bool:
     return bool(tensor_leaves(value))
 
 
-class _VariadicInputs(TraceError):
+class _VariadicInputsError(TraceError):
     """The method takes ``*args``/``**kwargs`` and some inputs go there."""
 
 
@@ -209,7 +209,7 @@ def _bind_inputs(
         kind = signature.parameters[name].kind
         if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             if value:
-                raise _VariadicInputs(
+                raise _VariadicInputsError(
                     f"{type(model).__name__}.{method} takes *args/**kwargs, which torch.fx cannot trace: "
                     "count with trace='auto' or trace='run'"
                 )
@@ -265,7 +265,7 @@ def trace(
     """
     try:
         tensors, concrete = _bind_inputs(model, method, inputs, kwargs)
-    except _VariadicInputs:
+    except _VariadicInputsError:
         if allow_fallback:
             return None  # trace="auto" runs the model instead
         raise
