@@ -437,6 +437,20 @@ def _before_after(results: Results, previous: Results | None) -> list[str]:
     ]
 
 
+def _fair(results: Results) -> list[str]:
+    if not results.fair:
+        return []
+    from benchmarks.fair_speed import FairRow, markdown
+
+    fields = {f for f in FairRow.__dataclass_fields__}
+    rows = [FairRow(**{k: v for k, v in row.items() if k in fields}) for row in results.fair]
+    return ["## Speed against FlopCounterMode on the meta device", "",
+            "The fair comparison (issue 13): FlopCounterMode run on meta tensors does no arithmetic either. "
+            "Same model and inputs, Hugging Face models with their default call, one warm-up call each, "
+            "timed calls round-robin; FlopCounterMode in the faster of autograd off/on that gives the same "
+            "count. `benchmarks/fair_speed.py`.", "", markdown(rows), ""]
+
+
 def render(results: Results, previous: Results | None = None) -> str:
     """The whole RESULTS.md."""
     lines = [
@@ -447,7 +461,8 @@ def render(results: Results, previous: Results | None = None) -> str:
         "method.",
         "",
     ]
-    lines += _machine(results) + _targets(results) + _accuracy(results) + _speed(results) + _scaling(results)
+    lines += _machine(results) + _targets(results) + _fair(results) + _accuracy(results) + _speed(results)
+    lines += _scaling(results)
     lines += _zoo(results) + _profiles(results) + _before_after(results, previous)
     if results.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in results.notes] + [""]

@@ -126,6 +126,8 @@ class Results:
     batch_scaling: list[ProbeRow] = field(default_factory=list)
     model_scaling: list[ProbeRow] = field(default_factory=list)
     zoo: ZooResult | None = None
+    #: The fair comparison (benchmarks/fair_speed.py): FairRow.as_dict() per model.
+    fair: list[dict[str, Any]] = field(default_factory=list)
     targets: list[TargetResult] = field(default_factory=list)
     profiles: list[ProfileResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -153,6 +155,7 @@ def load(path: Path) -> Results | None:
             batch_scaling=[ProbeRow(**r) for r in raw.get("batch_scaling", [])],
             model_scaling=[ProbeRow(**r) for r in raw.get("model_scaling", [])],
             zoo=ZooResult(**raw["zoo"]) if raw.get("zoo") else None,
+            fair=raw.get("fair", []),
             targets=[TargetResult(**t) for t in raw.get("targets", [])],
             profiles=[ProfileResult(**p) for p in raw.get("profiles", [])],
             notes=raw.get("notes", []),

@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` and `fxflops
 from benchmarks import results as results_io  # noqa: E402
 from benchmarks.results import Results  # noqa: E402
 
-SECTIONS = ("accuracy", "speed", "scaling", "zoo")
+SECTIONS = ("fair", "accuracy", "speed", "scaling", "zoo")
 QUICK_PEERS = ("fcm_no_grad", "fcm_grad")  # --quick times FlopCounterMode only
 
 
@@ -143,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         log("accuracy")
         cases = [c for c in models.cases() if c.quick or not args.quick]
         res.accuracy = accuracy.run(cases, installed, log=lambda m: log(m))
+
+    if "fair" not in args.skip:
+        from benchmarks import fair_speed
+
+        log("fair speed: fxflops vs FlopCounterMode on the meta device")
+        keys = {"resnet50", "vit_b_16", "gpt2"} if args.quick else None
+        res.fair = [row.as_dict() for row in fair_speed.run(log=lambda m: log(m), keys=keys)]
 
     if "speed" not in args.skip:
         log("speed")

@@ -96,9 +96,26 @@ def zoo_time(results: Results, goal_s: float = 180.0) -> TargetResult:
     return TargetResult(name, _status(zoo.seconds < goal_s and not zoo.error), measured, f"< {goal_s:g} s")
 
 
+def fair_speed(results: Results) -> list[TargetResult]:
+    """Issue 13: fxflops against FlopCounterMode on the meta device, model by model, equal counts."""
+    found = []
+    for row in results.fair:
+        name = f"{row['label']}: >= {row['goal']:g}x FlopCounterMode on meta, same count"
+        if row.get("error") or row.get("ratio") is None:
+            found.append(TargetResult(name, "FAIL", row.get("error") or "not measured", f">= {row['goal']:g}x"))
+            continue
+        same = row["fxflops_total"] == row["fcm_total"]
+        measured = (f"{row['ratio']:.1f}x on the fastest calls ({min(row['fxflops_runs']):.3f} s vs "
+                    f"{min(row['fcm_runs']):.3f} s, FlopCounterMode {row['fcm_setting']}); "
+                    f"{row['median_ratio']:.1f}x on medians; counts {'equal' if same else 'DIFFER'}")
+        found.append(TargetResult(name, row["status"], measured, f">= {row['goal']:g}x"))
+    return found
+
+
 def check(results: Results) -> list[TargetResult]:
-    """Every target, in the issue's order."""
+    """Every target, in the issues' order."""
     return [
+        *fair_speed(results),
         speed_vs_flop_counter_mode(results),
         batch_cost(results),
         big_model_memory(results),
