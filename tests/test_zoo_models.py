@@ -58,3 +58,16 @@ def test_gpt2_reference_matches_hand_arithmetic() -> None:
     # linear: 2 * L * (12 * (768*2304 + 768*768 + 2*768*3072) + 768*50257) = 247,064,064 * L
     # attention: 12 * 2 * 2 * L * L * 768 = 36,864 * L**2
     assert REFERENCE["hf:gpt2"] == 247_064_064 * 128 + 36_864 * 128**2 == 32_228_179_968
+
+
+@pytest.mark.parametrize("zoo_model", [_param(m) for m in MODELS])
+def test_zoo_model_counts_the_same_when_run_with_and_without_block_reuse(zoo_model: ZooModel) -> None:
+    """The run-on-meta front end on the whole zoo (not only where torch.fx fails): the same
+    reference count, and reusing repeated blocks' records never changes it."""
+    module, inputs, kwargs = zoo_model.build()
+    reused = fxflops.count(module, inputs, kwargs=kwargs, trace="run")
+    every = fxflops.count(module, inputs, kwargs=kwargs, trace="run", reuse_blocks=False)
+    # FlopCounterMode's count, recorded (see tests/make_zoo_reference.py)
+    assert reused.total == every.total == REFERENCE[zoo_model.key]
+    assert [(r.name, r.target, r.module) for r in reused.uncounted] == []
+    assert reused.by_module() == every.by_module()
