@@ -183,6 +183,14 @@ class CallRecorder(TorchFunctionMode):
             kwargs["device"] = _META  # factories land on meta, whatever device the model asks for
         if self._suspended:
             return func(*args, **kwargs)
+        op, target, entry, base = self._call_kind(func)
+        if entry is not None and entry.output is not None:
+            # The rule gives the output from shapes (an op whose meta kernel is narrower than the op).
+            out = entry.output(NodeContext(node=RecordedNode(op, target, base), module=None,  # type: ignore[arg-type]
+                                           args=args, kwargs=kwargs, output=None, convention=self.convention,
+                                           causal=self.causal))
+            self._record_call(func, args, kwargs, out)
+            return out
         leaves = tensor_leaves((args, kwargs)) if args or kwargs else []
         known = (factory or bool(leaves)) and known_values.all_known(leaves)
         try:

@@ -43,9 +43,9 @@ class RuleEntry:
     rule: Rule
     category: str
     target: Any
-    #: For a module target: gives the module's output (meta tensors) from a NodeContext whose
-    #: ``output`` is ``None``, instead of running the module. A module whose output depends on
-    #: data (a router, an early exit) is counted this way on meta tensors.
+    #: Gives the target's output (meta tensors) from a NodeContext whose ``output`` is ``None``,
+    #: instead of running it: a module whose output depends on data (a router, an early exit),
+    #: or an op whose meta kernel refuses what the model passes, is counted this way.
     output: Callable[[NodeContext], Any] | None = None
 
     @property
@@ -159,8 +159,8 @@ class RuleRegistry:
     ) -> Callable[[Rule], Rule]:
         """Decorator registering a rule for each target.
 
-        ``output`` (module targets only) computes the module's output from shapes instead of
-        running it (see :attr:`RuleEntry.output`). Raises
+        ``output`` computes the target's output from shapes instead of running it (see
+        :attr:`RuleEntry.output`). Raises
         :class:`~fxflops.errors.RuleConflictError` when a target already has a rule, unless
         ``override=True``.
         """
@@ -184,8 +184,6 @@ class RuleRegistry:
                 f"{describe_target(key)} already has the rule {existing.name} ({existing.where}); "
                 "pass override=True to replace it"
             )
-        if output is not None and not isinstance(key, type):
-            raise TypeError(f"output= is for module targets; {describe_target(key)} is not a module class")
         self._entries[key] = RuleEntry(rule=rule, category=category, target=key, output=output)
 
     def zero(self, *targets: Target, override: bool = False) -> None:
@@ -255,8 +253,8 @@ def rule(*targets: Target, category: str = "custom", override: bool = False,
          output: Callable[[NodeContext], Any] | None = None) -> Callable[[Rule], Rule]:
     """Register a FLOP rule in the default registry.
 
-    ``output`` (module targets only) gives the module's output from a context whose ``output``
-    is ``None``, so a module whose output depends on data is counted without running it:
+    ``output`` gives the target's output from a context whose ``output`` is ``None``, so a
+    module whose output depends on data is counted without running it:
     ``output=lambda ctx: torch.empty_like(ctx.args[0])``.
 
     >>> import fxflops

@@ -9,6 +9,7 @@ Find a rule by its op's family:
 * ``attention``: ``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``,
   ``F.multi_head_attention_forward``, the ``nn.Transformer*`` layers
 * ``recurrent``: ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` and their cells
+* ``moe``: grouped matmuls of mixture-of-experts layers (``F.grouped_mm``, ``torch._grouped_mm``)
 * ``by_convention``: norms, activations, softmax, elementwise arithmetic, reductions, pooling,
   interpolation (0 FLOPs under the default convention)
 * ``zero``: views, reshapes, indexing, copies, casts, dropout, embedding lookups (0 by definition)
@@ -23,8 +24,9 @@ from . import (
     by_convention,
     conv,
     linear,
+    moe,
     recurrent,
     zero,
 )
 
-__all__ = ["aten", "attention", "by_convention", "conv", "linear", "recurrent", "zero"]
+__all__ = ["aten", "attention", "by_convention", "conv", "linear", "moe", "recurrent", "zero"]

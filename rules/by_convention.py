@@ -434,7 +434,7 @@ _ELEMENTWISE_OPERATORS = (
     operator.xor, operator.invert, operator.abs, operator.pos,
 )
 _ELEMENTWISE_FUNCTIONS = (
-    torch.add, torch.sub, torch.subtract, torch.mul, torch.multiply, torch.div, torch.divide,
+    torch.polar, torch.add, torch.sub, torch.subtract, torch.mul, torch.multiply, torch.div, torch.divide,
     torch.true_divide, torch.floor_divide, torch.remainder, torch.fmod, torch.pow, torch.float_power,
     torch.neg, torch.exp, torch.exp2, torch.expm1, torch.log, torch.log2, torch.log10, torch.log1p,
     torch.sqrt, torch.rsqrt, torch.abs, torch.square, torch.reciprocal, torch.sign, torch.sgn,

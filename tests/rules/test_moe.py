@@ -1,0 +1,66 @@
+"""Mixture-of-experts: the grouped matmuls of Hugging Face's default experts implementation.
+
+The reference is what the eager per-expert loop costs (``_experts_implementation="eager"``),
+counted by FlopCounterMode on the CPU with real weights and math SDPA; fxflops counts the
+default (grouped) implementation on the meta device, where FlopCounterMode sees no grouped GEMM.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from flop_testing import meta
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+import fxflops
+
+transformers = pytest.importorskip("transformers")
+
+SMALL = {"vocab_size": 128, "hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 32,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "num_local_experts": 4,
+         "num_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2, "head_dim": 16,
+         "shared_expert_intermediate_size": 64, "max_position_embeddings": 64, "first_k_dense_replace": 1,
+         "n_group": 1, "topk_group": 1, "kv_lora_rank": 16, "q_lora_rank": 32, "qk_rope_head_dim": 8,
+         "qk_nope_head_dim": 8, "v_head_dim": 16, "n_shared_experts": 1}
+
+
+def _build(model_type: str, experts: str | None = None) -> torch.nn.Module:
+    config = transformers.AutoConfig.for_model(model_type, **SMALL)
+    if experts is not None:
+        config._experts_implementation = experts
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+def _eager_reference(model_type: str) -> int:
+    model = _build(model_type, "eager")
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        model(torch.randint(0, 128, (1, 16)))
+    return counter.get_total_flops()
+
+
+def test_mixtral_grouped_experts_count_what_the_eager_loop_does() -> None:
+    model = _build("mixtral").to("meta")
+    report = fxflops.count(model, meta(1, 16, dtype=torch.long))
+    # Per layer at L = 16, d = 64, 4 heads of 16 (2 key/value heads), 4 experts of 128, top-2:
+    #   q, o 2 * 16 * 64 * 64 * 2 = 262,144; k, v 2 * 16 * 64 * 32 * 2 = 131,072
+    #   scores and values 2 * (2 * 4 * 16 * 16 * 16) = 65,536; router 2 * 16 * 64 * 4 = 8,192
+    #   experts: 16 * 2 = 32 (token, expert) rows; gate_up 2 * 32 * 64 * 256 = 1,048,576,
+    #   down 2 * 32 * 128 * 64 = 524,288
+    #   layer: 262,144 + 131,072 + 65,536 + 8,192 + 1,048,576 + 524,288 = 2,039,808
+    # 2 layers + lm_head 2 * 16 * 64 * 128 = 262,144: 4,341,760
+    assert report.total == 4_341_760
+    assert report.total == _eager_reference("mixtral")
+    assert report.uncounted == []
+    grouped = [r for r in report.nodes if r.target == "torch._grouped_mm"]
+    # two grouped GEMMs per layer: 1,048,576 + 524,288
+    assert [r.flops for r in grouped] == [1_048_576, 524_288] * 2
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss", "deepseek_v2"])
+def test_moe_families_on_meta_equal_their_eager_loop(model_type: str) -> None:
+    model = _build(model_type).to("meta")
+    report = fxflops.count(model, meta(1, 16, dtype=torch.long))
+    assert report.uncounted == []
+    assert report.total == _eager_reference(model_type)
