@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "count": "fxflops.api",
+    "count_generation": "fxflops.generation",
+    "GenerationReport": "fxflops.generation",
     "uncounted_message": "fxflops.api",
     "FlopReport": "fxflops.report",
     "NodeRecord": "fxflops.report",
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
         TraceError,
         UncountedOpError,
     )
+    from fxflops.generation import GenerationReport, count_generation
     from fxflops.mfu import PEAK_FLOPS, mfu
     from fxflops.registry import DEFAULT_REGISTRY, RuleEntry, RuleRegistry, rule, rule_of, zero
     from fxflops.report import FlopReport, NodeRecord

@@ -18,7 +18,7 @@ from fxflops.errors import TraceError, UncountedOpError
 from fxflops.export import count_exported, export_module, module_tensors
 from fxflops.masks import warn_unreadable_masks
 from fxflops.recorder import record
-from fxflops.registry import DEFAULT_REGISTRY, Rule, Target
+from fxflops.registry import DEFAULT_REGISTRY, Rule, RuleRegistry, Target
 from fxflops.report import FlopReport, NodeRecord
 from fxflops.tracing import trace as trace_model
 
@@ -125,12 +125,6 @@ def count(
     >>> report.total  # 2 * 1 * 8 * 4
     64
     """
-    import fxflops.rules  # noqa: F401  (built-in rules register on import)
-    from fxflops.plugins import load_rule_packs
-    from fxflops.rules.third_party import register_imported
-
-    load_rule_packs()
-    register_imported()
     model = unwrap(model)
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
@@ -142,7 +136,7 @@ def count(
         raise ValueError(f"trace must be one of {', '.join(TRACE_MODES)}, got {trace!r}")
     if causal not in CAUSAL_MODES:
         raise ValueError(f"causal must be one of {', '.join(CAUSAL_MODES)}, got {causal!r}")
-    registry = DEFAULT_REGISTRY.updated(rules)
+    registry = prepare_registry(rules)
     resolved = resolve_convention(convention)
     kwargs = dict(kwargs or {})
     traced = None
@@ -217,19 +211,10 @@ def count(
             unreadable_masks = counter.unreadable_masks
     if unreadable_masks:
         warn_unreadable_masks(unreadable_masks)
-    report = FlopReport(
-        model=type(model).__name__ + ("" if method == "forward" else f".{method}"),
-        nodes=records,
-        params=params,
-        convention=resolved.name,
-        convention_description=resolved.describe(),
-        causal=causal,
-        includes_backward=backward,
-        trace=("run" if recording is not None else "export") if traced is None else
-        ("auto" if fallbacks else "symbolic"),
-        fallbacks=fallbacks,
-        versions=_versions(),
-    )
+    report = build_report(type(model).__name__ + ("" if method == "forward" else f".{method}"), records, params,
+                          resolved, causal=causal, backward=backward,
+                          trace=("run" if recording is not None else "export") if traced is None else
+                          ("auto" if fallbacks else "symbolic"), fallbacks=fallbacks)
     if dynamic:
         from fxflops.symbolic import check_polynomial
 
@@ -237,6 +222,26 @@ def count(
     if strict and report.uncounted:
         raise UncountedOpError(uncounted_message(report.uncounted))
     return report
+
+
+def prepare_registry(rules: Mapping[Target, Rule] | None) -> RuleRegistry:
+    """The registry of one count: built-in rules, rule packs, rules of imported libraries, and
+    the call's own ``rules`` on top."""
+    import fxflops.rules  # noqa: F401  (built-in rules register on import)
+    from fxflops.plugins import load_rule_packs
+    from fxflops.rules.third_party import register_imported
+
+    load_rule_packs()
+    register_imported()
+    return DEFAULT_REGISTRY.updated(rules)
+
+
+def build_report(model: str, records: list[NodeRecord], params: int, convention: Convention, *, causal: str,
+                 backward: bool, trace: str, fallbacks: dict[str, str]) -> FlopReport:
+    """A :class:`FlopReport` of ``records``, stating its convention and how it was captured."""
+    return FlopReport(model=model, nodes=records, params=params, convention=convention.name,
+                      convention_description=convention.describe(), causal=causal, includes_backward=backward,
+                      trace=trace, fallbacks=fallbacks, versions=_versions())
 
 
 def unwrap(model: nn.Module) -> nn.Module:

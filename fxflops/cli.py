@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="peak for --mfu: a name (a100, h100-sxm, mi300x, tpu-v5p, ...) or FLOP/s")
     count.add_argument("--per-call", type=_positive, default=None, metavar="N",
                        help="samples or tokens one counted call covers, for --mfu (default: the batch size)")
+    count.add_argument("--generate", default=None, metavar="P+N",
+                       help="count generate(): a prefill of P prompt tokens, then N new tokens with a KV cache "
+                            "(decoder-only language models), e.g. --generate 128+32")
     count.add_argument("--strict", action="store_true",
                        help="exit with status 1 if some node had no FLOP rule (listing them)")
     count.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -284,6 +287,34 @@ def _describe_error(error: BaseException) -> tuple[str, str | None]:
 # -- count ----------------------------------------------------------------------------------------
 
 
+def _parse_generate(text: str) -> tuple[int, int]:
+    from fxflops.specs import SpecError
+
+    prompt, plus, new = text.partition("+")
+    if not plus or not prompt.strip().isdigit() or not new.strip().isdigit() or int(prompt) < 1 or int(new) < 1:
+        raise SpecError(f"malformed --generate {text!r}", "give prompt tokens + new tokens, e.g. --generate 128+32")
+    return int(prompt), int(new)
+
+
+def _count_generation(model: Any, prompt: int, new: int, args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from fxflops.generation import count_generation
+
+    ids = torch.empty((1, prompt), dtype=torch.long, device="meta")
+    with _quiet(args.debug):
+        report = count_generation(model, ids, new, convention=args.convention)
+    if args.format == "json":
+        print(json.dumps({"spec": args.spec, "prompt_tokens": prompt, "new_tokens": new,
+                          "prefill": report.prefill.total, "steps": report.step_costs(), "total": report.total}))
+    else:
+        print(f"{args.spec} ({type(model).__name__})")
+        print(report.summary())
+    return EXIT_OK
+
+
 def _requiring_grad(value: Any) -> Any:
     """``value`` as an input that requires grad, when it is a floating-point tensor."""
     import torch
@@ -309,7 +340,10 @@ def _count(args: argparse.Namespace) -> int:
 
     if args.convention not in CONVENTIONS:
         raise SpecError(f"unknown convention {args.convention!r}", f"use one of {', '.join(sorted(CONVENTIONS))}")
+    generate = _parse_generate(args.generate) if args.generate else None
     built = build(spec, inputs, args.method, config=config)
+    if generate is not None:
+        return _count_generation(built.model, *generate, args)
     if args.input_grad:
         built.args = tuple(_requiring_grad(value) for value in built.args)
         built.kwargs = {key: _requiring_grad(value) for key, value in built.kwargs.items()}

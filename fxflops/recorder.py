@@ -632,6 +632,41 @@ def _run(recorder: CallRecorder, site: tuple[str, str], target: Callable[..., An
             "(the call that raised)", path, kind, source, _failure_hint(e))) from e
 
 
+class MetaSession:
+    """One meta clone of a module, called several times (a prefill, then decode steps): the
+    outputs of one call (a KV cache) are inputs of the next, so the clone must persist.
+
+    Repeated blocks are not reused here: a reused block skips its side effects, and a decode
+    step reads the cache entries every layer wrote in the call before.
+    """
+
+    def __init__(self, module: nn.Module, *, registry: RuleRegistry, convention: Convention, causal: str = "dense",
+                 backward: bool = False, leaf_modules: Sequence[type | str] = ()) -> None:
+        self.module = module
+        self.cache: dict[int, torch.Tensor] = {}
+        self.clone = meta_clone(module, self.cache)
+        originals = {id(c): o for (_, c), (_, o) in zip(self.clone.named_modules(remove_duplicate=False),
+                                                        module.named_modules(remove_duplicate=False), strict=True)}
+        parameters = {id(self.cache[id(p)]): p for p in module.parameters() if id(p) in self.cache}
+        self.backward = backward
+        self.recorder = _recorder(registry, convention, causal, backward, leaf_modules, False,
+                                  originals=originals, parameters=parameters)
+        self.recorder.instrument(self.clone)
+        _keep_known_values(dict(module.named_buffers()), self.cache)
+
+    def call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], method: str = "forward") -> Recording:
+        """Run ``clone.<method>(*args, **kwargs)``; tensors not yet on meta are made meta."""
+        recorder = self.recorder
+        recorder.records, recorder.used_parameters, recorder._names = [], {}, {}
+        recorder._called, recorder.failure_site = [], None
+        meta_args = to_meta(tuple(args), self.cache)
+        meta_kwargs = to_meta(dict(kwargs), self.cache)
+        _keep_known_values((args, kwargs), self.cache)
+        output = _run(recorder, ("", ""), getattr(self.clone, method), meta_args, meta_kwargs, self.backward,
+                      f"{type(self.module).__name__}.{method}")
+        return Recording(records=recorder.records, output=output, used_parameters=recorder.used_parameters)
+
+
 def _keep_known_values(values: Any, cache: dict[int, torch.Tensor]) -> None:
     """Inputs and buffers that have data (not meta, small) keep it as the known value of their
     meta stand-ins (:mod:`fxflops.known_values`)."""

@@ -111,3 +111,19 @@ def test_zoo_torchvision_pattern(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "zoo", "torchvision", "resnet18", "--format", "json", "--no-progress")
     assert code == 0
     assert '"flops": 3628146688' in out
+
+
+def test_generate_counts_prefill_and_decode_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("transformers")
+    code, out, _ = run(capsys, "count", "hf:gpt2", "--generate", "8+4", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    # see tests/test_generation.py: prefill 1,438,508,544; steps 247,064,064 + 36,864 * (p + 1), p = 8, 9, 10
+    assert data["prefill"] == 1_438_508_544
+    assert data["steps"] == [247_395_840, 247_432_704, 247_469_568]
+    assert data["total"] == 2_180_806_656
+
+
+def test_malformed_generate_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "count", "hf:gpt2", "--generate", "8x4")
+    assert code == 2 and "malformed --generate" in err

@@ -1,0 +1,147 @@
+"""``fxflops.count_generation``: what ``model.generate()`` computes, prefill and decode steps.
+
+Generating ``N`` new tokens from a prompt of ``P`` tokens with a KV cache is one *prefill*
+forward over the prompt (which yields the first new token) and ``N - 1`` *decode steps* of one
+token each, step ``k`` attending over the ``P + k`` tokens in the cache. Counted here as
+``generate(input_ids, max_new_tokens=N, min_new_tokens=N, do_sample=False)`` computes it, by
+running the same forward calls on a meta clone of the model (:class:`fxflops.recorder.MetaSession`),
+the cache one call returns passed to the next:
+
+* the prefill passes ``logits_to_keep=1`` where the model takes it, as ``generate()`` does: the
+  LM head runs on the last prompt position only;
+* each decode step feeds one token per sequence with the cache, ``use_cache=True``;
+* greedy decoding's argmax and the stopping checks are not model work (0 FLOPs, not counted).
+
+Decoder-only models are supported; encoder-decoder generation (an encoder pass, then decoder
+steps) is refused with a clear error for now.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from fxflops.report import FlopReport
+
+
+@dataclass
+class GenerationReport:
+    """The FLOPs of generating ``new_tokens`` tokens: the prefill and every decode step.
+
+    Attributes:
+        prefill: the forward over the prompt (it yields the first new token).
+        steps: one report per decode step, ``new_tokens - 1`` of them; ``steps[k]`` feeds the
+            ``k + 2``-th new token with ``prompt + k + 1`` tokens in the cache.
+        prompt_tokens, new_tokens: sizes of the generation counted.
+    """
+
+    prefill: FlopReport
+    steps: list[FlopReport] = field(default_factory=list)
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        """FLOPs of the whole generation: the prefill plus every decode step."""
+        return self.prefill.total + sum(step.total for step in self.steps)
+
+    @property
+    def decode(self) -> int:
+        """FLOPs of the decode steps alone."""
+        return sum(step.total for step in self.steps)
+
+    def step_costs(self) -> list[int]:
+        """FLOPs of each decode step, in order."""
+        return [step.total for step in self.steps]
+
+    def summary(self) -> str:
+        """A few lines: the prefill, the decode steps (first and last), the total."""
+        lines = [f"generation: {self.prompt_tokens} prompt tokens + {self.new_tokens} new tokens "
+                 f"(prefill, then {len(self.steps)} decode steps with a KV cache)",
+                 f"prefill: {self.prefill.total:,} FLOPs"]
+        if self.steps:
+            lines.append(f"decode:  {self.decode:,} FLOPs ({self.steps[0].total:,} for the first step, "
+                         f"{self.steps[-1].total:,} for the last)")
+        lines.append(f"total:   {self.total:,} FLOPs")
+        return "\n".join(lines)
+
+
+def count_generation(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    new_tokens: int,
+    *,
+    convention: Any = "default",
+    rules: Any = None,
+    leaf_modules: Sequence[type | str] = (),
+    **forward_kwargs: Any,
+) -> GenerationReport:
+    """Count ``model.generate(input_ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+    do_sample=False)`` without running it (see the module docstring).
+
+    ``forward_kwargs`` are passed to every forward call (e.g. ``attention_mask`` is built by
+    ``generate`` and need not be given). The model is left as it was.
+
+    >>> # doctest: +SKIP
+    >>> report = fxflops.count_generation(gpt2, ids, new_tokens=32)
+    >>> report.prefill.total, len(report.steps), report.total
+    """
+    from fxflops.api import _COUNT_LOCK, build_report, prepare_registry
+    from fxflops.convention import resolve_convention
+    from fxflops.recorder import MetaSession
+
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        raise TypeError("input_ids must be a 2-D tensor of token ids, (batch, prompt length)")
+    if not isinstance(new_tokens, int) or isinstance(new_tokens, bool) or new_tokens < 1:
+        raise ValueError(f"new_tokens must be a positive int, got {new_tokens!r}")
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        raise NotImplementedError(
+            f"{type(model).__name__} is an encoder-decoder model: count_generation counts decoder-only "
+            "generation for now; count the encoder and one decoder step with fxflops.count")
+    with _COUNT_LOCK:
+        registry = prepare_registry(rules)
+        resolved = resolve_convention(convention)
+        session = MetaSession(model, registry=registry, convention=resolved, leaf_modules=leaf_modules)
+        batch, prompt = input_ids.shape
+        takes = set(inspect.signature(model.forward).parameters)
+        kwargs = dict(forward_kwargs)
+        kwargs.setdefault("use_cache", True) if "use_cache" in takes else None
+        if "logits_to_keep" in takes:
+            kwargs.setdefault("logits_to_keep", 1)
+        recording = session.call((input_ids,), kwargs)
+        name = type(model).__name__
+        # transformers 5 names the cache argument "cache" ("past_key_values" before).
+        cache_name = "cache" if "cache" in takes else "past_key_values"
+
+        def report(recording: Any, label: str) -> FlopReport:
+            params = sum(p.numel() for p in recording.used_parameters.values())
+            return build_report(f"{name} ({label})", recording.records, params, resolved, causal="dense",
+                                backward=False, trace="run",
+                                fallbacks={"": "generation is counted by running the model on meta tensors"})
+
+        result = GenerationReport(prefill=report(recording, f"prefill of {prompt} tokens"), prompt_tokens=prompt,
+                                  new_tokens=new_tokens)
+        cache = _cache_of(recording.output)
+        for step in range(1, new_tokens):
+            if cache is None:
+                raise NotImplementedError(f"{name} returned no past_key_values: its decode steps cannot be counted "
+                                          "with a KV cache (is use_cache supported?)")
+            ids = torch.empty((batch, 1), dtype=input_ids.dtype, device="meta")
+            recording = session.call((ids,), {**kwargs, cache_name: cache})
+            result.steps.append(report(recording, f"decode step {step}, {prompt + step} tokens in context"))
+            cache = _cache_of(recording.output) or cache
+    return result
+
+
+def _cache_of(output: Any) -> Any:
+    """The KV cache a Hugging Face forward returned (``cache``, formerly ``past_key_values``), or ``None``."""
+    for name in ("cache", "past_key_values"):
+        found = output.get(name) if isinstance(output, dict) else getattr(output, name, None)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,67 @@
+"""count_generation: what model.generate() computes, a prefill and decode steps with a KV cache."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from flop_testing import meta
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+import fxflops
+
+transformers = pytest.importorskip("transformers")
+
+
+def test_gpt2_prefill_and_decode_steps_follow_the_published_formulas() -> None:
+    with torch.device("meta"):
+        gpt2 = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2"))
+    report = fxflops.count_generation(gpt2, meta(1, 8, dtype=torch.long), new_tokens=4)
+    # prefill of P tokens: 169,869,312 * P (every linear but the LM head) + 77,194,752 (the LM head on the
+    #   last position only, as generate() asks) + 36,864 * P**2 (attention)
+    #   P = 8: 1,358,954,496 + 77,194,752 + 2,359,296 = 1,438,508,544
+    assert report.prefill.total == 1_438_508_544
+    # decode step with p cached tokens: 247,064,064 (2 per parameter) + 36,864 * (p + 1)
+    #   p = 8, 9, 10: 247,395,840, 247,432,704, 247,469,568
+    assert report.step_costs() == [247_395_840, 247_432_704, 247_469_568]
+    # 1,438,508,544 + 742,298,112
+    assert report.total == 2_180_806_656 and len(report.steps) == 3
+
+
+@pytest.mark.parametrize(
+    ("model_type", "config"),
+    [("gpt2", {"n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 128, "n_positions": 64}),
+     ("llama", {"vocab_size": 128, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "num_key_value_heads": 2})],
+)
+def test_total_equals_flop_counter_mode_around_generate(model_type: str, config: dict) -> None:
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model(model_type, **config))
+    model.eval()
+    ids = torch.randint(0, 128, (1, 8))
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        model.generate(ids, max_new_tokens=5, min_new_tokens=5, do_sample=False, pad_token_id=0)
+    report = fxflops.count_generation(model, ids, new_tokens=5)
+    assert report.total == counter.get_total_flops()
+    assert len(report.steps) == 4
+    # each step attends to one more cached token: the steps grow by a constant
+    steps = report.step_costs()
+    assert len({b - a for a, b in itertools.pairwise(steps)}) == 1 and steps[1] > steps[0]
+
+
+def test_one_new_token_is_the_prefill_alone() -> None:
+    with torch.device("meta"):
+        gpt2 = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2", n_layer=1))
+    report = fxflops.count_generation(gpt2, meta(1, 4, dtype=torch.long), new_tokens=1)
+    assert report.steps == [] and report.total == report.prefill.total
+
+
+def test_bad_arguments_are_refused() -> None:
+    with torch.device("meta"):
+        gpt2 = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("gpt2", n_layer=1))
+    with pytest.raises(ValueError, match="new_tokens must be a positive int"):
+        fxflops.count_generation(gpt2, meta(1, 4, dtype=torch.long), new_tokens=0)
+    with pytest.raises(TypeError, match="2-D tensor of token ids"):
+        fxflops.count_generation(gpt2, meta(4, dtype=torch.long), new_tokens=2)
