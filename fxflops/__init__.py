@@ -39,8 +39,8 @@ _EXPORTS = {
     "CausalMaskWarning": "fxflops.errors",
     "assert_flops": "fxflops.budget",
     "crosscheck": "fxflops.crosscheck",
-    "mfu": "fxflops.mfu",
-    "PEAK_FLOPS": "fxflops.mfu",
+    "mfu": "fxflops.utilization",
+    "PEAK_FLOPS": "fxflops.utilization",
     "Crosscheck": "fxflops.crosscheck",
     "format_flops": "fxflops.units",
     "parse_flops": "fxflops.units",
@@ -78,7 +78,7 @@ if TYPE_CHECKING:
         UncountedOpError,
     )
     from fxflops.generation import GenerationReport, count_generation
-    from fxflops.mfu import PEAK_FLOPS, mfu
     from fxflops.registry import DEFAULT_REGISTRY, RuleEntry, RuleRegistry, rule, rule_of, zero
     from fxflops.report import FlopReport, NodeRecord
     from fxflops.units import FlopValueError, format_flops, parse_flops
+    from fxflops.utilization import PEAK_FLOPS, mfu

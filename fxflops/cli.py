@@ -387,7 +387,7 @@ def _with_mfu(out: str, report: object, built: object, args: argparse.Namespace)
     """Append (table) or add (json) model FLOPs utilization at ``--mfu`` throughput."""
     import json
 
-    from fxflops.mfu import mfu, peak_flops
+    from fxflops.utilization import mfu, peak_flops
 
     peak: float | str = args.accelerator
     try:

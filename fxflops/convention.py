@@ -27,6 +27,7 @@ Build your own:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -54,6 +55,27 @@ CATEGORIES: dict[str, str] = {
     "zero": "views, reshapes, indexing, copies, casts, shape arithmetic: 0 FLOPs by definition",
     "custom": "rules registered by users without a category: always counted",
 }
+
+def add_category(name: str, meaning: str) -> None:
+    """Declare a category of your own rules, so conventions and rules may name it.
+
+    Categories are checked when a convention or a rule names one: a misspelt category
+    (``"matmull"``) would otherwise count 0 without a word.
+    """
+    if not isinstance(name, str) or not name or not name.isidentifier():
+        raise ValueError(f"a category name is a non-empty identifier, got {name!r}")
+    CATEGORIES.setdefault(name, meaning)
+
+
+def check_category(name: Any, what: str) -> None:
+    """Raise ``ValueError`` naming the known categories if ``name`` is not one of them."""
+    if name not in CATEGORIES:
+        close = difflib.get_close_matches(str(name), CATEGORIES, n=1)
+        raise ValueError(
+            f"{what} names the unknown category {name!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+            f"known: {', '.join(CATEGORIES)}; declare one of your own with fxflops.convention.add_category(name, "
+            "meaning)")
+
 
 #: Categories whose built-in formulas are ``constant * elements``; ``Convention.per_element`` may
 #: replace their constant (see ``docs/conventions.md`` for each default and what it multiplies).
@@ -94,6 +116,8 @@ class Convention:
         if isinstance(self.counted, str) or not isinstance(self.counted, Iterable):
             raise TypeError(f"counted must be an iterable of category names, got {self.counted!r}")
         object.__setattr__(self, "counted", frozenset(self.counted))
+        for category in sorted(self.counted, key=str):
+            check_category(category, f"Convention {self.name!r}")
         constants = dict(self.per_element)
         for category, value in constants.items():
             if category not in PER_ELEMENT_CATEGORIES:

@@ -226,7 +226,10 @@ class CallRecorder(TorchFunctionMode):
 
     def _call_kind(self, func: Any) -> tuple[str, Any, RuleEntry | None, str]:
         """(op, target, rule entry, base name) of a torch-level callable, computed once per callable."""
-        kind = self._calls.get(func)
+        try:
+            kind = self._calls.get(func)
+        except TypeError:  # an unhashable callable: looked up every time
+            kind = None
         if kind is None:
             name = getattr(func, "__name__", None) or type(func).__name__
             qualname = getattr(func, "__qualname__", "") or ""
@@ -234,7 +237,10 @@ class CallRecorder(TorchFunctionMode):
                 kind = ("call_method", name, self.registry.lookup_method(name), name.strip("_") or name)
             else:
                 kind = ("call_function", func, self.registry.lookup_function(func), name.strip("_") or name)
-            self._calls[func] = kind
+            try:
+                self._calls[func] = kind
+            except TypeError:
+                pass
         return kind
 
     def _fresh_name(self, base: str) -> str:

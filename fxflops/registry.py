@@ -177,6 +177,9 @@ class RuleRegistry:
     def add(self, target: Target, rule: Rule, *, category: str = "custom", override: bool = False,
             output: Callable[[NodeContext], Any] | None = None) -> None:
         """Register ``rule`` for ``target`` (the non-decorator form of :meth:`register`)."""
+        from fxflops.convention import check_category
+
+        check_category(category, f"the rule for {describe_target(normalize_target(target))}")
         key = normalize_target(target)
         if key in self._entries and not override:
             existing = self._entries[key]

@@ -109,6 +109,13 @@ def test_gpt2_forward_backward() -> None:
     assert report.total == 96_684_539_904 == torch_forward_backward(model, (ids,), {})
 
 
+def test_mfu_stays_a_function_after_its_module_is_imported() -> None:
+    import fxflops.cli
+    import fxflops.utilization
+
+    assert callable(fxflops.mfu) and fxflops.mfu is fxflops.utilization.mfu
+
+
 def test_mfu() -> None:
     model = nn.Linear(1000, 1000)
     report = fxflops.count(model, torch.empty(10, 1000, device="meta"), backward=True)

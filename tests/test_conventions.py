@@ -25,6 +25,7 @@ from fxflops.convention import (
     MATMUL_CLASS,
     PER_ELEMENT_CATEGORIES,
     Convention,
+    add_category,
     resolve_convention,
 )
 from fxflops.symbolic import NotPolynomialError
@@ -77,7 +78,13 @@ def test_user_convention_is_validated() -> None:
     with pytest.raises(TypeError, match="iterable of category names"):
         Convention("bad", "norm")  # type: ignore[arg-type]
     # any iterable of names; user categories are allowed
+    add_category("mine", "a test's own rules")
     assert Convention("ok", ["matmul", "mine"]).counted == frozenset({"matmul", "mine"})
+    # a misspelt category would count 0 without a word: it is refused, with the close match
+    with pytest.raises(ValueError, match=r"unknown category 'matmull' \(did you mean 'matmul'\?\)"):
+        Convention("typo", {"matmull"})
+    with pytest.raises(ValueError, match=r"the rule for torch.nn.Identity names the unknown category 'matmull'"):
+        fxflops.rule(nn.Identity, category="matmull", override=True)(lambda ctx: 1)
     assert hash(Convention("ok", {"matmul"}, per_element={"norm": 2})) == hash(Convention("ok", {"matmul"}))
 
 
