@@ -65,8 +65,8 @@ def _run(snippet: str) -> int:
 
 
 def test_the_readme_has_snippets() -> None:
-    # quick start, uncounted ops, Hugging Face, formula, training, budgets, rules
-    assert len(SNIPPETS) == 7
+    # quick start, uncounted ops, Hugging Face, generation, formula, training, budgets, rules
+    assert len(SNIPPETS) == 8
 
 
 @pytest.mark.parametrize("index", range(len(LIBRARY_SNIPPETS)))
