@@ -136,6 +136,7 @@ def count(
         raise ValueError(f"trace must be one of {', '.join(TRACE_MODES)}, got {trace!r}")
     if causal not in CAUSAL_MODES:
         raise ValueError(f"causal must be one of {', '.join(CAUSAL_MODES)}, got {causal!r}")
+    _check_leaf_modules(model, leaf_modules)
     registry = prepare_registry(rules)
     resolved = resolve_convention(convention)
     kwargs = dict(kwargs or {})
@@ -222,6 +223,27 @@ def count(
     if strict and report.uncounted:
         raise UncountedOpError(uncounted_message(report.uncounted))
     return report
+
+
+def _check_leaf_modules(model: nn.Module, leaf_modules: Sequence[type | str]) -> None:
+    """``leaf_modules`` are module classes or qualified names of submodules of ``model``."""
+    if isinstance(leaf_modules, (str, type)):
+        raise TypeError("leaf_modules must be a list of module classes or qualified names, e.g. leaf_modules=[Router]")
+    for leaf in leaf_modules:
+        if isinstance(leaf, type) and issubclass(leaf, nn.Module):
+            continue
+        if isinstance(leaf, str):
+            try:
+                model.get_submodule(leaf)
+            except AttributeError:
+                import difflib
+
+                names = [name for name, _ in model.named_modules() if name]
+                close = difflib.get_close_matches(leaf, names, n=1)
+                raise ValueError(f"leaf_modules names {leaf!r}, which is not a submodule of {type(model).__name__}"
+                                 + (f" (did you mean {close[0]!r}?)" if close else "")) from None
+            continue
+        raise TypeError(f"leaf_modules holds {leaf!r}: give nn.Module subclasses or qualified submodule names")
 
 
 def prepare_registry(rules: Mapping[Target, Rule] | None) -> RuleRegistry:

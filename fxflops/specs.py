@@ -467,6 +467,20 @@ def parse_config(items: Sequence[str]) -> dict[str, Any]:
     return config
 
 
+def _check_config_keys(spec: Spec, default: Any, overrides: dict[str, Any]) -> None:
+    """Refuse ``--config`` keys the model's config does not have: transformers keeps unknown
+    keys as inert attributes, so ``n_layerz=2`` would count the 12-layer default."""
+    import difflib
+
+    known = set(default.to_dict()) | set(getattr(default, "attribute_map", {}))
+    for key in overrides:
+        if key not in known and not hasattr(default, key):
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            raise SpecError(f"--config {key}: {type(default).__name__} has no such field",
+                            f"did you mean {close[0]}?" if close else
+                            f"fields of {spec.text}: {', '.join(sorted(known)[:12])}, ...")
+
+
 def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
     """``hf:MODEL_TYPE``: the model built from ``AutoConfig.for_model(MODEL_TYPE, **overrides)`` on
     the meta device, offline. A causal LM head where the type has one (a seq2seq LM for
@@ -488,6 +502,7 @@ def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
         raise unknown_name_error(spec, list(CONFIG_MAPPING.keys()),
                                  "from transformers.models.auto.configuration_auto import CONFIG_MAPPING; "
                                  "print(list(CONFIG_MAPPING))") from None
+    _check_config_keys(spec, transformers.AutoConfig.for_model(model_type), overrides)
     auto_classes = [transformers.AutoModelForCausalLM, transformers.AutoModelForSeq2SeqLM, transformers.AutoModel]
     kwargs: dict[str, Any] = {}
     try:

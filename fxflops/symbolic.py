@@ -176,6 +176,9 @@ def half(value: Count) -> Count:
 
 def evaluate(value: Count, sizes: Mapping[str, int]) -> int:
     """A count at concrete sizes, e.g. ``evaluate(36864*L**2, {"L": 128})``."""
+    for name, size in sizes.items():
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"{name}={size!r}: sizes are positive integers")
     if isinstance(value, int):
         return value
     substituted = value.subs({sympy.Symbol(k, integer=True, positive=True): v for k, v in sizes.items()})

@@ -127,3 +127,10 @@ def test_generate_counts_prefill_and_decode_steps(capsys: pytest.CaptureFixture[
 def test_malformed_generate_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "count", "hf:gpt2", "--generate", "8x4")
     assert code == 2 and "malformed --generate" in err
+
+
+def test_unknown_config_key_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("transformers")
+    # transformers keeps unknown keys as inert attributes: n_layerz=2 would count the 12-layer default
+    code, _, err = run(capsys, "count", "hf:gpt2", "--config", "n_layerz=2")
+    assert code == 2 and "n_layerz" in err and "did you mean n_layer" in err

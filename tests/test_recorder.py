@@ -289,3 +289,13 @@ def test_a_rule_is_called_once_per_node_with_backward() -> None:
         fxflops.count(nn.Sequential(nn.Linear(4, 4)), meta(2, 4), backward=True, trace=trace,
                       rules={nn.Linear: linear, torch.ops.aten.linear: linear})
         assert calls == [1], trace
+
+
+def test_leaf_modules_must_name_modules() -> None:
+    model = nn.Sequential(nn.Linear(4, 4))
+    with pytest.raises(ValueError, match=r"'nope', which is not a submodule of Sequential"):
+        fxflops.count(model, meta(1, 4), leaf_modules=["nope"])
+    with pytest.raises(TypeError, match=r"leaf_modules holds <class 'int'>"):
+        fxflops.count(model, meta(1, 4), leaf_modules=[int])
+    # a real submodule name is fine: 2 * 1 * 4 * 4 = 32
+    assert fxflops.count(model, meta(1, 4), leaf_modules=["0"]).total == 32

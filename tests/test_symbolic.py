@@ -129,3 +129,12 @@ def test_a_tril_mask_counts_as_causal() -> None:
     assert report.total == 8_704
     # dense by default: 2 * 1*2 * 16*16 * (8 + 8)
     assert fxflops.count(Tril(), meta(1, 2, 16, 8), trace="export").total == 16_384
+
+
+def test_evaluate_refuses_sizes_that_are_not_positive_integers() -> None:
+    report = fxflops.count(nn.Linear(8, 4), meta(3, 8), dynamic={0: {0: "B"}})
+    # 2 * B * 8 * 4 = 64 * B
+    assert report.evaluate(B=2).total == 128
+    for bad in (-1, 0, 2.5, True):
+        with pytest.raises(ValueError, match="sizes are positive integers"):
+            report.evaluate(B=bad)
