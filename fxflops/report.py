@@ -180,6 +180,22 @@ class FlopReport:
             totals[record.category or "uncounted"] += record.total_flops
         return dict(sorted(totals.items(), key=lambda item: (-_magnitude(item[1]), item[0])))
 
+    def by_role(self) -> dict[str, int]:
+        """What the FLOPs do in a language model: ``expert`` (routed mixture-of-experts layers),
+        ``attention`` (projections, scores and values), ``lm_head`` (the output projection) and
+        ``dense`` (everything else: MLPs, shared experts, routers, embeddings, convolutions).
+
+        Roles are read from module paths as Hugging Face names them (``experts``, ``self_attn`` /
+        ``attention`` / ``attn``, ``lm_head`` / ``embed_out``) and from the rule (grouped
+        matmuls are expert work, attention-category rules attention work).
+        """
+        totals: dict[str, int] = {"expert": 0, "attention": 0, "dense": 0, "lm_head": 0}
+        for record in self.nodes:
+            if record.op in ("placeholder", "output", "get_attr"):
+                continue
+            totals[_role(record)] += record.total_flops
+        return totals
+
     def module(self, name: str) -> int:
         """Inclusive FLOPs of the module called ``name`` (``""`` is the whole model)."""
         prefix = name + "."
@@ -300,6 +316,24 @@ def _parse(value: Any) -> Any:
     names = set(re.findall(r"\b([A-Za-z_]\w*)\b(?!\s*\()", value))
     symbols = {name: sympy.Symbol(name, integer=True, positive=True) for name in names}
     return sympy.sympify(value, locals=symbols)
+
+
+_ATTENTION_MODULES = frozenset({"self_attn", "attn", "attention", "self_attention", "cross_attn", "encoder_attn",
+                                "crossattention", "self", "mha", "multihead_attn"})
+_EXPERT_MODULES = frozenset({"experts", "expert"})
+_HEAD_MODULES = frozenset({"lm_head", "embed_out"})
+
+
+def _role(record: NodeRecord) -> str:
+    """The :meth:`FlopReport.by_role` role of one record."""
+    parts = record.module.split(".") if record.module else []
+    if parts and parts[-1] in _HEAD_MODULES:
+        return "lm_head"
+    if (record.rule or "").endswith("grouped_mm_flops") or any(p in _EXPERT_MODULES for p in parts):
+        return "expert"
+    if record.category == "attention" or any(p in _ATTENTION_MODULES for p in parts):
+        return "attention"
+    return "dense"
 
 
 def _module_sort_key(name: str) -> tuple[Any, ...]:

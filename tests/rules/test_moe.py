@@ -64,3 +64,11 @@ def test_moe_families_on_meta_equal_their_eager_loop(model_type: str) -> None:
     report = fxflops.count(model, meta(1, 16, dtype=torch.long))
     assert report.uncounted == []
     assert report.total == _eager_reference(model_type)
+
+
+def test_by_role_separates_experts_attention_dense_and_the_lm_head() -> None:
+    report = fxflops.count(_build("mixtral").to("meta"), meta(1, 16, dtype=torch.long))
+    # per layer (test_mixtral_grouped_experts_count_what_the_eager_loop_does): experts 1,048,576 + 524,288;
+    # attention 262,144 + 131,072 + 65,536; router (dense) 8,192; times 2 layers; lm_head 262,144
+    assert report.by_role() == {"expert": 3_145_728, "attention": 917_504, "dense": 16_384, "lm_head": 262_144}
+    assert sum(report.by_role().values()) == report.total == 4_341_760
