@@ -59,6 +59,31 @@ class GenerationReport:
         """FLOPs of each decode step, in order."""
         return [step.total for step in self.steps]
 
+    def step_formula(self) -> str:
+        """The decode-step cost as a polynomial in ``p``, the number of tokens in the cache.
+
+        Fitted to the counted steps (``p = prompt, ..., prompt + new_tokens - 2``) as
+        ``a + b * p`` and checked against every one of them, so it is exact wherever the model's
+        step cost is affine in the context (dense attention); a model whose steps are not (a
+        sliding window that fills up) raises instead of extrapolating. Needs two steps
+        (``new_tokens >= 3``). GPT-2: ``36864*p + 247100928``.
+        """
+        import sympy
+
+        costs = self.step_costs()
+        if len(costs) < 2:
+            raise ValueError("a step formula needs at least two decode steps: count with new_tokens >= 3")
+        slope = costs[1] - costs[0]
+        first = self.prompt_tokens
+        intercept = costs[0] - slope * first
+        for index, cost in enumerate(costs):
+            if intercept + slope * (first + index) != cost:
+                raise ValueError(f"decode steps are not affine in the context length (step {index + 1} costs "
+                                 f"{cost:,}, the line through the first two says "
+                                 f"{intercept + slope * (first + index):,}): use step_costs()")
+        p = sympy.Symbol("p", integer=True, nonnegative=True)
+        return str(sympy.expand(intercept + slope * p))
+
     def summary(self) -> str:
         """A few lines: the prefill, the decode steps (first and last), the total."""
         lines = [f"generation: {self.prompt_tokens} prompt tokens + {self.new_tokens} new tokens "

@@ -28,6 +28,8 @@ def test_gpt2_prefill_and_decode_steps_follow_the_published_formulas() -> None:
     assert report.step_costs() == [247_395_840, 247_432_704, 247_469_568]
     # 1,438,508,544 + 742,298,112
     assert report.total == 2_180_806_656 and len(report.steps) == 3
+    # 247,064,064 + 36,864 * (p + 1) = 36,864 * p + 247,100,928
+    assert report.step_formula() == "36864*p + 247100928"
 
 
 @pytest.mark.parametrize(
