@@ -216,6 +216,7 @@ def count(
                           resolved, causal=causal, backward=backward,
                           trace=("run" if recording is not None else "export") if traced is None else
                           ("auto" if fallbacks else "symbolic"), fallbacks=fallbacks)
+    report.module_types = {name: type(module).__name__ for name, module in model.named_modules() if name}
     if dynamic:
         from fxflops.symbolic import check_polynomial
 

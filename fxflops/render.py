@@ -46,16 +46,20 @@ def _exact(flops: Any) -> str:
 
 
 def module_rows(report: FlopReport, depth: int | None) -> list[list[str]]:
-    """Module tree rows (indented names), in graph order of first appearance."""
-    totals = report.by_module(depth)
-    types = {record.module: record.module_type for record in report.nodes if record.module}
-    rows = []
-    for name, flops in totals.items():
-        level = name.count(".") + 1 if name else 0
-        label = ("  " * level + name.rsplit(".", 1)[-1]) if name else f"{report.model} (total)"
-        kind = types.get(name, "")
-        rows.append([label, kind, _human(flops), _exact(flops), _share(flops, report.total)])
-    return rows
+    """Module tree rows (indented names, class names, FLOPs, exact FLOPs, share), depth-first in
+    graph order: the same rows as ``fxflops count`` prints (:func:`fxflops.output.module_tree_rows`)."""
+    from fxflops.output import module_tree_rows
+
+    types = dict(report.module_types)
+    for record in report.nodes:
+        if record.module:
+            types.setdefault(record.module, record.module_type)
+    types[""] = report.model.split(".", 1)[0]
+    return module_tree_rows(report, depth, types)
+
+
+_MODULE_ALIGN = ("left", "left", "right", "right", "right")
+_GROUP_ALIGN = ("left", "right", "right", "right")
 
 
 def render_table(report: FlopReport, by: str = "module", depth: int | None = 2, fmt: str = "simple",
@@ -84,7 +88,11 @@ def render_table(report: FlopReport, by: str = "module", depth: int | None = 2, 
     if top is not None:
         rows = rows[:top]
     # tabulate >= 0.10 takes preserve_whitespace per call and ignores the module global.
-    extra = ({"preserve_whitespace": True}
-             if "preserve_whitespace" in inspect.signature(_tabulate.tabulate).parameters else {})
+    extra: dict[str, Any] = ({"preserve_whitespace": True}
+                             if "preserve_whitespace" in inspect.signature(_tabulate.tabulate).parameters else {})
+    if by == "module":
+        extra["colalign"] = _MODULE_ALIGN  # numbers right-aligned, as the CLI prints them
+    elif by in ("op", "category"):
+        extra["colalign"] = _GROUP_ALIGN
     with _preserve_whitespace():
         return _tabulate.tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True, **extra)

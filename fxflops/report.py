@@ -82,6 +82,15 @@ class FlopReport:
     #: Modules counted through torch.export instead of torch.fx: qualified name -> why.
     fallbacks: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    #: Qualified module name -> class name, for every module of the model (tables show the
+    #: type of containers that own no node themselves, such as ``layer1 (Sequential)``).
+    module_types: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # Short on purpose: the nodes are in .nodes (a ViT-B-16 has thousands).
+        total = f"{self.total:,}" if isinstance(self.total, int) else str(self.total)
+        return (f"FlopReport(model={self.model!r}, total={total} {self.unit}, nodes={len(self.nodes)}, "
+                f"uncounted={len(self.uncounted)}, convention={self.convention!r}, trace={self.trace!r})")
 
     @property
     def total(self) -> Any:
@@ -229,6 +238,7 @@ class FlopReport:
             "trace": self.trace,
             "fallbacks": dict(self.fallbacks),
             "versions": dict(self.versions),
+            "module_types": dict(self.module_types),
             "modules": {k: _jsonable(v) for k, v in self.by_module().items()},
             "ops": {k: _jsonable(v) for k, v in self.by_op().items()},
             "categories": {k: _jsonable(v) for k, v in self.by_category().items()},
@@ -272,6 +282,7 @@ class FlopReport:
             trace=data.get("trace", "symbolic"),
             fallbacks=dict(data.get("fallbacks", {})),
             versions=dict(data.get("versions", {})),
+            module_types=dict(data.get("module_types", {})),
         )
 
     @classmethod
