@@ -217,6 +217,9 @@ def count(
                           trace=("run" if recording is not None else "export") if traced is None else
                           ("auto" if fallbacks else "symbolic"), fallbacks=fallbacks)
     report.module_types = {name: type(module).__name__ for name, module in model.named_modules() if name}
+    report.module_params = module_parameters(model)
+    report.module_outputs = dict(recording.module_outputs if recording is not None else
+                                 counter.module_outputs if traced is not None else {})
     if dynamic:
         from fxflops.symbolic import check_polynomial
 
@@ -245,6 +248,14 @@ def _check_leaf_modules(model: nn.Module, leaf_modules: Sequence[type | str]) ->
                                  + (f" (did you mean {close[0]!r}?)" if close else "")) from None
             continue
         raise TypeError(f"leaf_modules holds {leaf!r}: give nn.Module subclasses or qualified submodule names")
+
+
+def module_parameters(model: nn.Module) -> dict[str, int]:
+    """Parameters of every module, submodules included, each tensor once per module."""
+    sizes: dict[str, int] = {}
+    for name, module in model.named_modules():
+        sizes[name] = sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+    return sizes
 
 
 def prepare_registry(rules: Mapping[Target, Rule] | None) -> RuleRegistry:

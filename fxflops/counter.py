@@ -60,6 +60,10 @@ class FlopCounter(fx.Interpreter):
         self.unreadable_masks: dict[str, str] = {}
         self.mask_probe = (MaskProbe(self._python_values, self._original_value, self.unreadable_masks)
                            if causal == "exact" else None)
+        #: Module path -> shapes of its output (first call), for the tables.
+        self.module_outputs: dict[str, tuple[tuple[int, ...], ...]] = {}
+        self._output_nodes: set[fx.Node] = {n for nodes in traced.module_outputs.values() for n in nodes}
+        self._node_shapes: dict[fx.Node, tuple[tuple[int, ...], ...]] = {}
 
     def count(self) -> list[NodeRecord]:
         """Run the graph; return the node records."""
@@ -67,6 +71,9 @@ class FlopCounter(fx.Interpreter):
         # grad enabled; forward counts need no autograd bookkeeping at all.
         with torch.set_grad_enabled(self.backward):
             self.run(*[None for n in self.graph.nodes if n.op == "placeholder"], enable_io_processing=False)
+        for path, nodes in self.traced.module_outputs.items():
+            if all(n in self._node_shapes for n in nodes):
+                self.module_outputs.setdefault(path, tuple(s for n in nodes for s in self._node_shapes[n]))
         return self.records
 
     # -- node handlers ------------------------------------------------------------------------
@@ -90,6 +97,10 @@ class FlopCounter(fx.Interpreter):
                                          "module a leaf with leaf_modules=[...] and give it a rule")) from e
         if n.op not in ("placeholder", "output"):
             self.records.append(self._record(n, args, kwargs, output))
+        if n in self._output_nodes:
+            self._node_shapes[n] = tuple(_shapes(output))
+        elif n.op == "output":
+            self.module_outputs.setdefault("", tuple(_shapes(args)))
         if self.mask_probe is not None and not tensor_leaves(output):
             self._python_values[n] = output  # dtypes and sizes a mask may be cast or cut with
         return output
@@ -208,6 +219,8 @@ class FlopCounter(fx.Interpreter):
                 pass  # torch.export on fake tensors may still capture it
             else:
                 self.records.extend(recording.records)
+                for path, shapes in recording.module_outputs.items():
+                    self.module_outputs.setdefault(path, shapes)
                 return recording.output
         program = export_module(module, args, kwargs, grad=self.backward)
         self.records.extend(count_exported(program, self.registry, self.convention, prefix=str(n.target),

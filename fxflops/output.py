@@ -86,7 +86,9 @@ def uncounted_note(report: FlopReport) -> str | None:
 
 
 # Numbers right-aligned, so digits of the exact counts line up.
-_MODULE_ALIGN = ("left", "left", "right", "right", "right")
+#: The module table's columns (one renderer for report.table() and the CLI) and their alignment.
+MODULE_HEADERS = ["module", "type", "output shape", "params", "FLOPs", "exact", "share"]
+_MODULE_ALIGN = ("left", "left", "left", "right", "right", "right", "right")
 _OP_ALIGN = ("left", "right", "right", "right")
 
 
@@ -129,15 +131,24 @@ def module_tree(report: FlopReport, depth: int | None) -> list[str]:
 
 
 def module_tree_rows(report: FlopReport, depth: int | None, types: Mapping[str, str]) -> list[list[str]]:
-    """Rows of the indented module tree: name, type, FLOPs, exact FLOPs, share of the total."""
+    """Rows of the indented module tree (:data:`MODULE_HEADERS`): name, type, output shape(s),
+    parameters (submodules included), FLOPs, exact FLOPs, share of the total."""
     totals = report.by_module(depth)
     rows = []
     for name in module_tree(report, depth):
         flops = totals[name]
         label = "  " * (name.count(".") + 1) + name.rsplit(".", 1)[-1] if name else "(total)"
         share = _share(flops, report.total)
-        rows.append([label, types.get(name, ""), _human(flops), _exact(flops), share])
+        params = report.module_params.get(name)
+        rows.append([label, types.get(name, ""), _output_shapes(report.module_outputs.get(name, ())),
+                     f"{params:,}" if params is not None else "", _human(flops), _exact(flops), share])
     return rows
+
+
+def _output_shapes(shapes: Sequence[Sequence[Any]], shown: int = 2) -> str:
+    """``1x64x56x56``; several outputs comma-separated, the first ``shown`` of them."""
+    text = ", ".join("x".join(map(str, shape)) for shape in list(shapes)[:shown])
+    return text + (f", +{len(shapes) - shown}" if len(shapes) > shown else "")
 
 
 def count_table(report: FlopReport, *, spec: str, inputs: str, by: str | None, depth: int | None,
@@ -154,7 +165,7 @@ def count_table(report: FlopReport, *, spec: str, inputs: str, by: str | None, d
         types.setdefault(record.module, record.module_type)
     if by == "module" or by is None:
         rows = module_tree_rows(report, depth, types)
-        parts.append(_tabulate_indented(rows, ["module", "type", "FLOPs", "exact", "share"]))
+        parts.append(_tabulate_indented(rows, MODULE_HEADERS))
     else:
         parts.append(report.table(by=by, depth=depth, top=top))
     if by is None:

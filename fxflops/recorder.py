@@ -136,6 +136,8 @@ class Recording:
     used_parameters: dict[int, torch.Tensor]
     #: Block calls whose records were reused instead of running them.
     reused_blocks: int = 0
+    #: Module path -> shapes of its output (first call), for the tables.
+    module_outputs: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict)
 
 
 class CallRecorder(TorchFunctionMode):
@@ -160,6 +162,7 @@ class CallRecorder(TorchFunctionMode):
         self.records: list[NodeRecord] = []
         self.used_parameters: dict[int, torch.Tensor] = {}
         self.reused_blocks = 0
+        self.module_outputs: dict[str, tuple[tuple[int, ...], ...]] = {}
         self._stack: list[tuple[str, str]] = [("", "")]
         self._called: list[tuple[str, bool]] = []
         self._by_path: dict[str, nn.Module] = {}
@@ -348,6 +351,7 @@ class CallRecorder(TorchFunctionMode):
         finally:
             self._stack.pop()
         self._use_module(module)
+        self.module_outputs.setdefault(path, tuple(_shapes(out)))
         if key is not None and key not in self._blocks:
             leaves, spec = tree_flatten(out)
             self._blocks[key] = _Block(
@@ -388,6 +392,7 @@ class CallRecorder(TorchFunctionMode):
         finally:
             self._suspended -= 1
         cost = self._count(entry, node, original, args, kwargs, out, path, type_name, source)
+        self.module_outputs.setdefault(path, tuple(_shapes(out)))
         self.records.append(NodeRecord(
             name=node.name, op="call_module", target=describe_target(type(module)), module=path,
             module_type=type_name, input_shapes=tuple(_shapes((args, kwargs))), output_shapes=tuple(_shapes(out)),
@@ -414,6 +419,9 @@ class CallRecorder(TorchFunctionMode):
             module = self._by_path.get(path + relative)
             if module is not None:
                 self._use_module(module, recursive=leaf)
+        for inner, shapes in list(self.module_outputs.items()):
+            if inner == old or inner.startswith(old + "."):
+                self.module_outputs.setdefault(path + inner[len(old):], shapes)
         self._suspended += 1
         try:
             return tree_unflatten([_fresh(leaf) for leaf in block.output_leaves], block.output_spec)
@@ -600,7 +608,7 @@ def record(
     site = (prefix, type(module).__name__) if prefix else ("", "")
     output = _run(recorder, site, target, meta_args, meta_kwargs, backward, f"{type(module).__name__}.{method}")
     return Recording(records=recorder.records, output=output, used_parameters=recorder.used_parameters,
-                     reused_blocks=recorder.reused_blocks)
+                     reused_blocks=recorder.reused_blocks, module_outputs=recorder.module_outputs)
 
 
 def record_function(

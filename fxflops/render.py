@@ -58,7 +58,6 @@ def module_rows(report: FlopReport, depth: int | None) -> list[list[str]]:
     return module_tree_rows(report, depth, types)
 
 
-_MODULE_ALIGN = ("left", "left", "right", "right", "right")
 _GROUP_ALIGN = ("left", "right", "right", "right")
 
 
@@ -67,7 +66,9 @@ def render_table(report: FlopReport, by: str = "module", depth: int | None = 2, 
     """The rows of ``report`` grouped ``by`` module, op, node or category, as a tabulate table."""
     total = report.total
     if by == "module":
-        headers = ["module", "type", "FLOPs", "exact", "share"]
+        from fxflops.output import _MODULE_ALIGN, MODULE_HEADERS
+
+        headers = MODULE_HEADERS
         rows = module_rows(report, depth)
     elif by == "op":
         headers = ["op", "FLOPs", "exact", "share"]

@@ -85,6 +85,10 @@ class FlopReport:
     #: Qualified module name -> class name, for every module of the model (tables show the
     #: type of containers that own no node themselves, such as ``layer1 (Sequential)``).
     module_types: dict[str, str] = field(default_factory=dict)
+    #: Qualified module name -> its parameters, its submodules' included (``""``: the model).
+    module_params: dict[str, int] = field(default_factory=dict)
+    #: Qualified module name -> shapes of its output tensors at its first call.
+    module_outputs: dict[str, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         # Short on purpose: the nodes are in .nodes (a ViT-B-16 has thousands).
@@ -239,6 +243,8 @@ class FlopReport:
             "fallbacks": dict(self.fallbacks),
             "versions": dict(self.versions),
             "module_types": dict(self.module_types),
+            "module_params": dict(self.module_params),
+            "module_outputs": {k: [list(s) for s in v] for k, v in self.module_outputs.items()},
             "modules": {k: _jsonable(v) for k, v in self.by_module().items()},
             "ops": {k: _jsonable(v) for k, v in self.by_op().items()},
             "categories": {k: _jsonable(v) for k, v in self.by_category().items()},
@@ -283,6 +289,8 @@ class FlopReport:
             fallbacks=dict(data.get("fallbacks", {})),
             versions=dict(data.get("versions", {})),
             module_types=dict(data.get("module_types", {})),
+            module_params=dict(data.get("module_params", {})),
+            module_outputs={k: tuple(tuple(s) for s in v) for k, v in data.get("module_outputs", {}).items()},
         )
 
     @classmethod

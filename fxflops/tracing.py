@@ -86,6 +86,8 @@ class FlopTracer(fx.Tracer):
         #: The innermost module whose forward raised while tracing, and the error.
         self.failed_module: str | None = None
         self.failure: BaseException | None = None
+        #: Module path -> the nodes of its output (first call), for the tables.
+        self.module_outputs: dict[str, list[fx.Node]] = {}
         #: The root traced last, and the names of its parameters and of its buffers by id.
         self._index: tuple[nn.Module, dict[int, str], dict[int, str]] | None = None
 
@@ -150,12 +152,21 @@ class FlopTracer(fx.Tracer):
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
-            return super().call_module(m, forward, args, kwargs)
+            out = super().call_module(m, forward, args, kwargs)
         except Exception as e:
             if self.failed_module is None:  # the innermost module sees the error first
                 self.failed_module = self.path_of_module(m)
                 self.failure = e
             raise
+        # The graph nodes holding the module's output, for the tables' output-shape column.
+        try:
+            path = self.path_of_module(m)
+        except NameError:
+            return out
+        if path not in self.module_outputs:
+            self.module_outputs[path] = [leaf.node for leaf in torch.utils._pytree.tree_leaves(out)
+                                         if isinstance(leaf, fx.Proxy)]
+        return out
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if module_qualified_name in self.fallbacks:
@@ -177,6 +188,8 @@ class TracedModel:
     constants: dict[str, Any] = field(default_factory=dict)
     #: Submodules to count through torch.export: qualified name -> why symbolic tracing failed.
     fallbacks: dict[str, str] = field(default_factory=dict)
+    #: Module path -> the graph nodes of its output (first call).
+    module_outputs: dict[str, list[fx.Node]] = field(default_factory=dict)
 
 
 def _is_tensor_input(value: Any) -> bool:
@@ -276,6 +289,7 @@ def trace(
         before = _attribute_snapshot(model)
         states = [(module, dict(vars(module))) for module in model.modules()]
         tracer.failed_module, tracer.failure = None, None
+        tracer.module_outputs = {}
         try:
             with hooks_set_aside(model):
                 graph = tracer.trace(model, concrete_args=concrete or None)
@@ -297,6 +311,7 @@ def trace(
             _restore_attributes(states)
     # torch.fx keeps a placeholder for each concrete argument and asserts its value: feed it back.
     return TracedModel(root=model, graph=graph, placeholder_values={**concrete, **tensors}, constants=constants,
+                       module_outputs=dict(tracer.module_outputs),
                        fallbacks=dict(tracer.fallbacks))
 
 

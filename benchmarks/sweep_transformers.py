@@ -1,0 +1,768 @@
+"""Sweep Hugging Face transformers model types: fxflops next to torch's FlopCounterMode.
+
+Every model type of ``transformers.models.auto.configuration_auto.CONFIG_MAPPING`` (or those that
+match the fnmatch patterns given) is built from a shrunk default config on the meta device (no
+weights, no download) and called once with default inputs. fxflops's count is then checked against
+FlopCounterMode's, run on the same model and inputs under ``torch.device("meta")`` with autograd on.
+
+    python -m benchmarks.sweep_transformers                    # every model type
+    python -m benchmarks.sweep_transformers 'llama*' 'qwen*'   # fnmatch patterns
+    python -m benchmarks.sweep_transformers --subset 120       # ~120 types spread across the alphabet
+    python -m benchmarks.sweep_transformers --from-json        # re-print the last run's summary
+
+Each model type gets one status:
+
+* ``exact``: fxflops's total equals FlopCounterMode's and no node is uncounted;
+* ``uncounted``: fxflops ran but some nodes had no rule (their distinct targets are listed);
+* ``differs``: both ran, nothing uncounted, and the totals differ;
+* ``fxflops error``: ``fxflops.count`` raised (or timed out, or crashed the process);
+* ``build error``: no model could be built (or no default input fits its forward);
+* ``reference error``: fxflops ran cleanly but FlopCounterMode failed.
+
+Config: ``AutoConfig.for_model(type)``, then the size fields present are shrunk, in the config
+and in every nested config (``text_config``, ``vision_config``, ``encoder``, ``decoder``, ...):
+layers -> 2, width -> 64, feed-forward -> 128, heads -> 4, KV heads -> 2, vocabulary -> 256,
+positions -> 128, ``head_dim`` = width / heads. When that config cannot be built, or neither
+fxflops nor the reference can run it (the shrinking broke the model, not the counter), the sweep
+retries: with image inputs dropped (multimodal LMs want image tokens in ``input_ids``), then with
+only layers/vocabulary/positions shrunk, then with the default config. The attempt reported is
+the first one either counter ran; ``attempt`` in the JSON says which (0 = as specified).
+
+Models run sequentially in one worker process at a time (restarted every few models, and killed
+and restarted on a timeout, a crash or too much memory), so a hang or a segfault costs one model
+type, not the sweep. Results go to ``/tmp/sweep_transformers.json``; a markdown summary is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+OUT = Path("/tmp/sweep_transformers.json")
+LOG = Path("/tmp/sweep_transformers.log")
+ROOT = Path(__file__).resolve().parent.parent
+
+TOKENS = 16
+DECODER_TOKENS = 8
+AUDIO_SAMPLES = 16000
+
+#: Size fields and their small values. The first name of each group is the brief's; the
+#: encoder/decoder variants keep BART/T5-style models as small as the rest.
+LAYERS = ("num_hidden_layers", "n_layer", "num_layers", "encoder_layers", "decoder_layers", "num_decoder_layers")
+WIDTH = ("hidden_size", "d_model", "n_embd")
+FFN = ("intermediate_size", "d_ff", "n_inner", "encoder_ffn_dim", "decoder_ffn_dim")
+HEADS = ("num_attention_heads", "n_head", "encoder_attention_heads", "decoder_attention_heads")
+SMALL = {**dict.fromkeys(LAYERS, 2), **dict.fromkeys(WIDTH, 64), **dict.fromkeys(FFN, 128),
+         **dict.fromkeys(HEADS, 4), "num_key_value_heads": 2, "vocab_size": 256, "max_position_embeddings": 128}
+#: Shrink levels: 0 = everything above (the sweep's config), 1 = layers, vocabulary and positions
+#: only (widths and heads as the default config has them), 2 = the default config untouched.
+LEVEL_KEYS = {0: set(SMALL), 1: set(LAYERS) | {"vocab_size", "max_position_embeddings"}, 2: set()}
+
+STATUSES = ("exact", "uncounted", "differs", "fxflops error", "build error", "reference error")
+
+
+# -- worker side: build, count, compare one model type ----------------------------------------------
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _sub_configs(config: Any) -> list[tuple[str, Any]]:
+    from transformers import PretrainedConfig
+
+    return [(k, v) for k, v in vars(config).items() if isinstance(v, PretrainedConfig)]
+
+
+def _shrink(config: Any, keys: set[str], seen: set[int] | None = None) -> None:
+    """Set the size fields in ``keys`` that ``config`` has (and its nested configs have)."""
+    seen = set() if seen is None else seen
+    if id(config) in seen:
+        return
+    seen.add(id(config))
+    old_layers = next((getattr(config, k) for k in LAYERS if _is_int(getattr(config, k, None))), None)
+    changed = False
+    for key in SMALL:
+        if key not in keys or not hasattr(config, key):
+            continue
+        value = getattr(config, key)
+        # Only scalar fields (lists such as per-stage widths are left alone); a None feed-forward
+        # or KV-head count means "derived", and is set too.
+        if not (_is_int(value) or (value is None and (key in FFN or key == "num_key_value_heads"))):
+            continue
+        try:
+            setattr(config, key, SMALL[key])
+            changed = True
+        except Exception:  # a read-only property
+            pass
+    if changed and _is_int(old_layers) and old_layers > 2 and (set(LAYERS) & keys):
+        for key, value in list(vars(config).items()):  # per-layer lists (layer_types, ...)
+            if isinstance(value, (list, tuple)) and len(value) == old_layers and not key.startswith("_"):
+                try:
+                    setattr(config, key, type(value)(value[:2]))
+                except Exception:
+                    pass
+    if keys & set(WIDTH):
+        width = next((getattr(config, k) for k in WIDTH if _is_int(getattr(config, k, None))), None)
+        heads = next((getattr(config, k) for k in HEADS if _is_int(getattr(config, k, None))), None)
+        if width and heads:
+            head = width // heads
+            for key in ("head_dim",):
+                if hasattr(config, key) and (getattr(config, key) is None or _is_int(getattr(config, key))):
+                    try:
+                        setattr(config, key, head)
+                    except Exception:
+                        pass
+            if _is_int(getattr(config, "rotary_dim", None)) and config.rotary_dim > head:
+                config.rotary_dim = head
+    for _, sub in _sub_configs(config):
+        _shrink(sub, keys, seen)
+
+
+def _clamp_token_ids(config: Any, vocab: int, seen: set[int] | None = None) -> None:
+    """Special token ids (pad, bos, image, ...) beyond the shrunk vocabulary: an embedding's
+    padding_idx must be inside it. Distinct ids stay distinct (vocab-1, vocab-2, ...)."""
+    seen = set() if seen is None else seen
+    if id(config) in seen:
+        return
+    seen.add(id(config))
+    spare = iter(range(vocab - 1, vocab // 2, -1))
+    remap: dict[int, int] = {}
+
+    def fix(value: Any) -> Any:
+        if _is_int(value) and value >= vocab:
+            if value not in remap:
+                remap[value] = next(spare)
+            return remap[value]
+        if isinstance(value, (list, tuple)):
+            return type(value)(fix(v) for v in value)
+        return value
+
+    for key, value in sorted(vars(config).items()):
+        if key.endswith(("_token_id", "_token_ids", "_token_index", "_token")) or key in ("decoder_start_token_id",):
+            fixed = fix(value)
+            if fixed != value:
+                try:
+                    setattr(config, key, fixed)
+                except Exception:
+                    pass
+    for _, sub in _sub_configs(config):
+        _clamp_token_ids(sub, vocab, seen)
+
+
+def small_config(model_type: str, level: int = 0) -> Any:
+    """``AutoConfig.for_model(model_type)`` shrunk at ``level`` (see :data:`LEVEL_KEYS`)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(model_type)
+    keys = LEVEL_KEYS[level]
+    if keys:
+        _shrink(config, keys)
+        _clamp_token_ids(config, SMALL["vocab_size"])
+    return config
+
+
+def build_model(config: Any) -> tuple[str, Any]:
+    """The first of AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModel that knows the config,
+    built on the meta device, in eval mode."""
+    import torch
+    import transformers
+
+    for name in ("AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModel"):
+        auto = getattr(transformers, name)
+        if type(config) in auto._model_mapping:
+            with torch.device("meta"):
+                return name, auto.from_config(config).eval()
+    raise LookupError(f"no AutoModelForCausalLM/AutoModelForSeq2SeqLM/AutoModel class for {type(config).__name__}")
+
+
+def _configs(config: Any) -> list[Any]:
+    """The config and its nested configs, the config first, vision/audio/encoder ones next."""
+    found, todo, seen = [], [config], set()
+    while todo:
+        c = todo.pop(0)
+        if id(c) in seen:
+            continue
+        seen.add(id(c))
+        found.append(c)
+        todo.extend(sub for _, sub in _sub_configs(c))
+    return found
+
+
+def _image_size(config: Any) -> tuple[int, int] | None:
+    for c in _configs(config):
+        for key in ("image_size", "img_size", "input_size", "crop_size"):
+            value = getattr(c, key, None)
+            if _is_int(value) and value > 0:
+                return value, value
+            if isinstance(value, (list, tuple)) and len(value) >= 2 and all(_is_int(v) for v in value[-2:]):
+                return int(value[-2]), int(value[-1])
+            if isinstance(value, dict) and _is_int(value.get("height")) and _is_int(value.get("width")):
+                return value["height"], value["width"]
+    return None
+
+
+def _channels(config: Any) -> int:
+    for c in _configs(config):
+        for key in ("num_channels", "in_channels", "in_chans", "num_input_channels"):
+            if _is_int(getattr(c, key, None)) and getattr(c, key) > 0:
+                return getattr(c, key)
+    return 3
+
+
+def _feature_shape(config: Any) -> tuple[int, ...] | None:
+    """``input_features``: (1, mel bins, frames) for Whisper-like encoders, else (1, frames, features)."""
+    for c in _configs(config):
+        if _is_int(getattr(c, "num_mel_bins", None)):
+            frames = 2 * c.max_source_positions if _is_int(getattr(c, "max_source_positions", None)) else 3000
+            return 1, c.num_mel_bins, frames
+        if _is_int(getattr(c, "input_feat_per_channel", None)):
+            return 1, 100, c.input_feat_per_channel * (getattr(c, "input_channels", 1) or 1)
+        for key in ("feature_projection_input_dim", "feature_size", "input_dim", "n_mels", "num_mel_filters"):
+            if _is_int(getattr(c, key, None)) and getattr(c, key) > 0:
+                return 1, 100, getattr(c, key)
+    return None
+
+
+def default_inputs(model: Any, config: Any, images: bool = True) -> dict[str, Any]:
+    """The default keyword inputs of ``model.forward``, on meta."""
+    import inspect
+
+    import torch
+
+    params = inspect.signature(model.forward).parameters
+    inputs: dict[str, Any] = {}
+    meta = torch.device("meta")
+    if "input_ids" in params:
+        inputs["input_ids"] = torch.zeros(1, TOKENS, dtype=torch.long, device=meta)
+    if "pixel_values" in params and images:
+        size = _image_size(config)
+        if size is None and "input_ids" not in params:
+            size = (224, 224)  # a vision-only model whose config names no size (CNNs)
+        if size is not None:
+            inputs["pixel_values"] = torch.zeros(1, _channels(config), *size, device=meta)
+    if "decoder_input_ids" in params and getattr(config, "is_encoder_decoder", False):
+        inputs["decoder_input_ids"] = torch.zeros(1, DECODER_TOKENS, dtype=torch.long, device=meta)
+    if "input_values" in params:
+        inputs["input_values"] = torch.zeros(1, AUDIO_SAMPLES, device=meta)
+    if "input_features" in params:
+        shape = _feature_shape(config)
+        if shape is not None:
+            inputs["input_features"] = torch.zeros(*shape, device=meta)
+    if not inputs or set(inputs) == {"decoder_input_ids"}:
+        taken = ", ".join(p for p in params if p not in ("self", "kwargs"))[:200]
+        raise LookupError(f"no default inputs for forward({taken})")
+    return inputs
+
+
+def _short_path(filename: str) -> str:
+    for marker in ("/transformers/", "/fxflops/", "/torch/"):
+        if marker in filename:
+            return marker.strip("/") + "/" + filename.split(marker, 1)[1]
+    return filename
+
+
+def describe(error: BaseException) -> dict[str, Any]:
+    """Exception type, first line, the head of the text and where it was raised."""
+    text = str(error).strip() or repr(error)
+    info: dict[str, Any] = {"type": type(error).__name__, "first": text.splitlines()[0][:400], "text": text[:1500]}
+    chain, e = [], error
+    while e is not None and len(chain) < 5:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    innermost = chain[-1]
+    if innermost is not error:
+        info["cause"] = f"{type(innermost).__name__}: {(str(innermost).strip().splitlines() or [''])[0][:300]}"
+    frames = traceback.extract_tb(innermost.__traceback__)
+    ours = [f for e in chain for f in traceback.extract_tb(e.__traceback__) if "/fxflops/" in f.filename]
+    if ours:
+        f = ours[-1]
+        info["fxflops_frame"] = f"{_short_path(f.filename)}:{f.lineno} in {f.name}: {(f.line or '').strip()[:160]}"
+    hf = [f for f in frames if "/transformers/" in f.filename]
+    if hf:
+        f = hf[-1]
+        info["hf_frame"] = f"{_short_path(f.filename)}:{f.lineno} in {f.name}: {(f.line or '').strip()[:160]}"
+    if frames:
+        f = frames[-1]
+        info["raise_frame"] = f"{_short_path(f.filename)}:{f.lineno} in {f.name}"
+    return info
+
+
+def reference_total(model: Any, inputs: dict[str, Any]) -> int:
+    """FlopCounterMode's total for ``model(**inputs)``, under the meta device, autograd on."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.device("meta"), torch.enable_grad(), counter:
+        model(**inputs)
+    return int(counter.get_total_flops())
+
+
+def classify(rec: dict[str, Any]) -> str:
+    if "build_error" in rec:
+        return "build error"
+    if "fxflops_error" in rec:
+        return "fxflops error"
+    if rec.get("uncounted"):
+        return "uncounted"
+    if "reference_error" in rec:
+        return "reference error"
+    return "exact" if rec["fxflops_total"] == rec["reference_total"] else "differs"
+
+
+def _attempts(has_pixels_and_ids: bool) -> list[tuple[int, bool]]:
+    """(shrink level, with images) in the order tried."""
+    order = [(0, True)]
+    if has_pixels_and_ids:
+        order.append((0, False))
+    return [*order, (1, True), (2, True)]
+
+
+def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: int = 0) -> dict[str, Any]:
+    import torch
+
+    import fxflops
+
+    rec: dict[str, Any] = {"type": model_type, "attempt": attempt, "level": level, "images": images}
+    emit("build", rec)
+    start = time.perf_counter()
+    try:
+        config = small_config(model_type, level)
+        rec["config"] = type(config).__name__
+        rec["auto"], model = build_model(config)
+        rec["model_class"] = type(model).__name__
+        inputs = default_inputs(model, config, images)
+    except Exception as e:
+        rec["build_error"] = describe(e)
+        rec["seconds"] = round(time.perf_counter() - start, 2)
+        return rec
+    rec["inputs"] = {k: [list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in inputs.items()}
+    rec["has_pixel_values_and_input_ids"] = "pixel_values" in inputs and "input_ids" in inputs
+    emit("fxflops", rec)
+    try:
+        report = fxflops.count(model, (), kwargs=inputs)
+        rec["fxflops_total"] = int(report.total)
+        rec["trace"] = report.trace
+        targets: dict[str, dict[str, Any]] = {}
+        for r in report.uncounted:
+            entry = targets.setdefault(r.target, {"target": r.target, "nodes": 0, "name": r.name,
+                                                  "module": r.module,
+                                                  "source": _short_path(r.source or "")})
+            entry["nodes"] += 1
+        rec["uncounted"] = list(targets.values())
+    except Exception as e:
+        rec["fxflops_error"] = describe(e)
+    rec["fxflops_seconds"] = round(time.perf_counter() - start, 2)
+    emit("reference", rec)
+    try:
+        rec["reference_total"] = reference_total(model, inputs)
+    except Exception as e:
+        rec["reference_error"] = describe(e)
+    del model
+    torch.set_grad_enabled(True)
+    rec["seconds"] = round(time.perf_counter() - start, 2)
+    return rec
+
+
+def run_one(model_type: str, emit: Any) -> dict[str, Any]:
+    """Try the attempts in order; keep the first that either counter ran (else the first one)."""
+    first: dict[str, Any] | None = None
+    i = 0
+    order = [(0, True)]
+    while i < len(order):
+        level, images = order[i]
+        rec = run_attempt(model_type, level, images, emit, i)
+        if i == 0:
+            order = _attempts(rec.get("has_pixel_values_and_input_ids", False))
+        ran = "build_error" not in rec and ("fxflops_error" not in rec or "reference_error" not in rec)
+        if ran:
+            break
+        if first is None or ("build_error" in first and "build_error" not in rec):
+            first = rec  # the first attempt that built, else the very first
+        emit("failed-attempt", first)
+        i += 1
+    else:
+        rec = first  # type: ignore[assignment]
+        rec["retried"] = len(order)
+    rec["status"] = classify(rec)
+    return rec
+
+
+def worker() -> None:
+    """Read model types from stdin, one a line; write one JSON line per event to the real stdout
+    (the models' own prints go to stderr)."""
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)
+    import torch
+
+    torch.set_num_threads(1)
+    import transformers  # noqa: F401
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    import fxflops
+
+    fxflops.count(torch.nn.Linear(2, 2), torch.empty(1, 2, device="meta"))
+
+    def emit(stage: str, rec: dict[str, Any]) -> None:
+        out.write(json.dumps({"event": "stage", "stage": stage, "rec": rec}, default=str) + "\n")
+
+    out.write(json.dumps({"event": "ready"}) + "\n")
+    for line in sys.stdin:
+        command = line.strip()
+        if not command:
+            continue
+        if command == "__list__":
+            from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+            out.write(json.dumps({"event": "list", "types": list(CONFIG_MAPPING.keys())}) + "\n")
+            continue
+        try:
+            rec = run_one(command, emit)
+        except Exception as e:  # a bug here must not end the sweep
+            rec = {"type": command, "build_error": describe(e), "status": "build error"}
+        out.write(json.dumps({"event": "done", "rec": rec}, default=str) + "\n")
+
+
+# -- parent side: one worker at a time, with a watchdog ---------------------------------------------
+
+class Worker:
+    def __init__(self, log: Any) -> None:
+        env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep),
+                   HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error",
+                   TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.sweep_transformers", "--worker"],
+                                     cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=log, text=True, bufsize=1)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.served = 0
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def rss_mib(self) -> float:
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def next_event(self, deadline: float, max_rss_mib: float) -> dict[str, Any] | str:
+        """The next event, or "timeout", "crashed", "memory"."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
+            try:
+                line = self.lines.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                if self.rss_mib() > max_rss_mib:
+                    return "memory"
+                continue
+            if line is None:
+                return "crashed"
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except Exception:
+                self.proc.kill()  # our own child, by its handle
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def _start_worker(log: Any) -> Worker:
+    w = Worker(log)
+    event = w.next_event(time.monotonic() + 180, 1e9)
+    if not (isinstance(event, dict) and event.get("event") == "ready"):
+        raise RuntimeError(f"the worker did not start ({event}); see {LOG}")
+    return w
+
+
+def _abort_record(model_type: str, why: str, stage: str | None, rec: dict[str, Any] | None,
+                  fallback: dict[str, Any] | None, timeout: float, returncode: int | None) -> dict[str, Any]:
+    """The record of a model type whose worker timed out, crashed or ran out of memory."""
+    message = {"timeout": f"timed out after {timeout:g} s", "memory": "worker exceeded the memory limit",
+               "crashed": f"worker process died (exit code {returncode})"}[why]
+    error = {"type": {"timeout": "Timeout", "memory": "MemoryLimit", "crashed": "Crash"}[why],
+             "first": f"{message} during {stage or 'startup'}", "text": message}
+    if stage in ("fxflops", "reference") and rec is not None and not (rec.get("attempt") and fallback):
+        rec = dict(rec)
+        rec["fxflops_error" if stage == "fxflops" else "reference_error"] = error
+        if stage == "fxflops":
+            rec["reference_error"] = {"type": "Skipped", "first": "not run", "text": "not run"}
+    elif fallback is not None:
+        rec = dict(fallback)
+        rec["note"] = f"a retry {message}"
+    else:
+        rec = {"type": model_type, "build_error": error}
+    rec["type"] = model_type
+    rec["aborted"] = why
+    rec["status"] = classify(rec)
+    return rec
+
+
+def sweep(types: list[str], timeout: float, max_rss_mib: float, recycle: int, out: Path) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    started = time.monotonic()
+    with open(LOG, "a") as log:
+        w = _start_worker(log)
+        try:
+            for n, model_type in enumerate(types, 1):
+                if w.served >= recycle:
+                    w.stop()
+                    w = _start_worker(log)
+                log.write(f"\n===== {model_type}\n")
+                log.flush()
+                t0 = time.monotonic()
+                w.send(model_type)
+                w.served += 1
+                stage, current, fallback = None, None, None
+                while True:
+                    event = w.next_event(t0 + timeout, max_rss_mib)
+                    if isinstance(event, str):
+                        rec = _abort_record(model_type, event, stage, current, fallback, timeout, w.proc.poll())
+                        w.kill()
+                        w = _start_worker(log)
+                        break
+                    if event["event"] == "stage":
+                        if event["stage"] == "failed-attempt":
+                            fallback = event["rec"]
+                        else:
+                            stage, current = event["stage"], event["rec"]
+                    elif event["event"] == "done":
+                        rec = event["rec"]
+                        break
+                rec["wall_seconds"] = round(time.monotonic() - t0, 2)
+                results.append(rec)
+                elapsed = time.monotonic() - started
+                eta = elapsed / n * (len(types) - n)
+                print(f"[{n}/{len(types)}] {model_type}: {rec['status']} ({rec['wall_seconds']:.1f} s, "
+                      f"eta {eta / 60:.1f} min)", file=sys.stderr, flush=True)
+                if n % 10 == 0 or n == len(types):
+                    _write(out, results, started)
+        finally:
+            w.stop()
+    _write(out, results, started)
+    return results
+
+
+def _write(out: Path, results: list[dict[str, Any]], started: float) -> None:
+    import platform
+
+    versions = {"python": platform.python_version()}
+    try:
+        from importlib.metadata import version
+
+        versions.update({p: version(p) for p in ("torch", "transformers")})
+    except Exception:
+        pass
+    data = {"versions": versions, "seconds": round(time.monotonic() - started, 1),
+            "counts": dict(Counter(r["status"] for r in results)), "results": results}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(out)
+
+
+def list_types(log: Any) -> list[str]:
+    w = _start_worker(log)
+    try:
+        w.send("__list__")
+        event = w.next_event(time.monotonic() + 120, 1e9)
+        assert isinstance(event, dict) and event.get("event") == "list", event
+        return list(event["types"])
+    finally:
+        w.stop()
+
+
+# -- summary ------------------------------------------------------------------------------------------
+
+def normalize(message: str) -> str:
+    """An error's first line with the model-specific parts taken out, to group alike errors."""
+    m = re.sub(r"running \S+ on meta tensors", "running <model> on meta tensors", message)
+    m = re.sub(r"\b[A-Z]\w*?(Config|Model|For[A-Z]\w*|PreTrainedModel)\b", "<Cls>", m)
+    m = re.sub(r"0x[0-9a-f]+", "0x?", m)
+    m = re.sub(r"\d+", "N", m)
+    m = re.sub(r"'[^']{40,}'", "'...'", m)
+    return m[:220]
+
+
+def _error_of(rec: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    for key, kind in (("build_error", "build"), ("fxflops_error", "fxflops")):
+        if key in rec:
+            return kind, rec[key]
+    if rec["status"] == "reference error":
+        return "reference", rec["reference_error"]
+    return None
+
+
+def _cell(text: str, width: int = 200) -> str:
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def reason(rec: dict[str, Any]) -> str:
+    status = rec["status"]
+    if status == "uncounted":
+        targets = ", ".join(f"`{u['target']}`" for u in rec["uncounted"])
+        tail = ""
+        if "reference_total" in rec:
+            tail = f" (fxflops {rec['fxflops_total']:,} vs reference {rec['reference_total']:,})"
+        return _cell(targets, 160) + tail
+    if status == "differs":
+        a, b = rec["fxflops_total"], rec["reference_total"]
+        return f"fxflops {a:,} vs reference {b:,} ({a - b:+,}; x{a / b:.3f})" if b else f"fxflops {a:,} vs reference 0"
+    found = _error_of(rec)
+    if found is None:
+        return ""
+    kind, err = found
+    text = f"{err['type']}: {err['first']}"
+    if kind == "reference":
+        text = f"reference failed: {err['first']}"
+    if kind == "fxflops" and "reference_error" in rec and rec["reference_error"].get("type") != "Skipped":
+        text += " [reference fails too]"
+    return _cell(text)
+
+
+def summary(results: list[dict[str, Any]], seconds: float | None = None) -> str:
+    lines: list[str] = []
+    counts = Counter(r["status"] for r in results)
+    head = f"# fxflops vs FlopCounterMode on {len(results)} transformers model types"
+    lines += [head + (f" ({seconds / 60:.1f} min)" if seconds else ""), "", "| status | model types |", "|---|---|"]
+    lines += [f"| {s} | {counts.get(s, 0)} |" for s in STATUSES]
+    retried = [r["type"] for r in results if r.get("attempt")]
+    if retried:
+        lines += ["", f"{len(retried)} types were reported from a retry (images dropped or less shrinking): "
+                  + ", ".join(retried)]
+    lines += ["", "## Non-exact model types", "", "| model type | status | reason |", "|---|---|---|"]
+    for r in sorted(results, key=lambda r: (STATUSES.index(r["status"]), r["type"])):
+        if r["status"] != "exact":
+            lines.append(f"| {r['type']} | {r['status']} | {reason(r)} |")
+
+    uncounted: dict[str, list[str]] = defaultdict(list)
+    where: dict[str, str] = {}
+    for r in results:
+        for u in r.get("uncounted") or []:
+            uncounted[u["target"]].append(r["type"])
+            where.setdefault(u["target"], f"{u.get('module') or '(root)'} @ {u.get('source') or '?'}")
+    lines += ["", "## Top uncounted targets", "", "| target | model types | examples | first seen at |",
+              "|---|---|---|---|"]
+    for target, types in sorted(uncounted.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:15]:
+        lines.append(f"| `{target}` | {len(types)} | {', '.join(types[:3])} | {_cell(where[target], 120)} |")
+
+    errors: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for r in results:
+        found = _error_of(r)
+        if found:
+            kind, err = found
+            errors[f"{kind}: {err['type']}: {normalize(err['first'])}"].append((r["type"], err))
+    lines += ["", "## Top error messages (normalized)", "",
+              "`reference ran`: of the fxflops errors, how many the reference counted (the others fail in "
+              "FlopCounterMode too: an input or config problem more than an fxflops one).", "",
+              "| error | model types | reference ran | examples | hint |", "|---|---|---|---|---|"]
+    by_type = {r["type"]: r for r in results}
+    for key, hits in sorted(errors.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:15]:
+        err = hits[0][1]
+        hint = err.get("hf_frame") or err.get("fxflops_frame") or err.get("raise_frame") or ""
+        ran = sum("reference_total" in by_type[t] for t, _ in hits) if key.startswith("fxflops") else "-"
+        lines.append(f"| {_cell(key, 200)} | {len(hits)} | {ran} | {', '.join(t for t, _ in hits[:3])} "
+                     f"| {_cell(hint, 160)} |")
+    alone = [r for r in results if r["status"] == "fxflops error" and "reference_total" in r]
+    lines += ["", "## fxflops errors where the reference ran", "", "| model type | reference | error | at |",
+              "|---|---|---|---|"]
+    for r in alone:
+        err = r["fxflops_error"]
+        at = err.get("fxflops_frame") or err.get("hf_frame") or err.get("raise_frame") or ""
+        lines.append(f"| {r['type']} | {r['reference_total']:,} | {_cell(err['type'] + ': ' + err['first'], 120)} "
+                     f"| {_cell(at, 120)} |")
+    return "\n".join(lines)
+
+
+# -- command line ---------------------------------------------------------------------------------------
+
+def spread(items: list[str], n: int) -> list[str]:
+    """``n`` items evenly spaced over ``items`` (sorted): deterministic and across the alphabet."""
+    items = sorted(items)
+    if n >= len(items):
+        return items
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)] if n > 1 else items[:1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("patterns", nargs="*", help="fnmatch patterns of model types (default: all)")
+    parser.add_argument("--subset", type=int, default=0, help="only N types spread across the alphabet")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per model type (default 60)")
+    parser.add_argument("--max-rss-mib", type=float, default=6000.0, help="kill a worker above this RSS")
+    parser.add_argument("--recycle", type=int, default=25, help="restart the worker after this many types")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--from-json", action="store_true", help="print the summary of --out and exit")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker()
+        return 0
+    if args.from_json:
+        data = json.loads(args.out.read_text())
+        print(summary(data["results"], data.get("seconds")))
+        return 0
+    with open(LOG, "w") as log:
+        types = list_types(log)
+    if args.patterns:
+        types = [t for t in types if any(fnmatch.fnmatchcase(t, p) for p in args.patterns)]
+    types = sorted(dict.fromkeys(types))
+    if args.subset:
+        types = spread(types, args.subset)
+    if not types:
+        print("no model type matches", file=sys.stderr)
+        return 1
+    print(f"{len(types)} model types; results to {args.out}, worker log {LOG}", file=sys.stderr)
+    start = time.monotonic()
+    results = sweep(types, args.timeout, args.max_rss_mib, args.recycle, args.out)
+    print(summary(results, time.monotonic() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
