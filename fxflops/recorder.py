@@ -29,12 +29,13 @@ of a reused block (a cache update) are skipped; the counted computation is the s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -341,13 +342,8 @@ class CallRecorder(TorchFunctionMode):
         self._stack.append((path, type_name))
         self._called.append((path, False))
         try:
-            out = forward(*args, **kwargs)
-        except FxFlopsError:
-            raise
-        except Exception as e:
-            if self.failure_site is None:
-                self.failure_site = (path, type_name, _traceback_source(e))
-            raise
+            with self._failing_in(path, type_name):
+                out = forward(*args, **kwargs)
         finally:
             self._stack.pop()
         self._use_module(module)
@@ -372,33 +368,41 @@ class CallRecorder(TorchFunctionMode):
         # The leaf's own calls are not recorded: its rule counts it whole.
         self._suspended += 1
         try:
-            if entry is not None and entry.output is not None:
-                out = entry.output(NodeContext(node=node, module=original, args=args,  # type: ignore[arg-type]
-                                               kwargs=kwargs, output=None, convention=self.convention,
-                                               causal=self.causal))
-            elif isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and not kwargs \
-                    and isinstance(args[0], torch.Tensor):
-                out = _same_shape(args[0], _needs_grad(args, module))
-            else:
-                out = _fast_output(module, args, kwargs)
-                if out is None:
-                    out = forward(*args, **kwargs)
+            with self._failing_in(path, type_name):
+                if entry is not None and entry.output is not None:
+                    out = entry.output(NodeContext(node=node, module=original, args=args,  # type: ignore[arg-type]
+                                                   kwargs=kwargs, output=None, convention=self.convention,
+                                                   causal=self.causal))
+                elif isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and not kwargs \
+                        and isinstance(args[0], torch.Tensor):
+                    out = _same_shape(args[0], _needs_grad(args, module))
+                else:
+                    out = _fast_output(module, args, kwargs)
+                    if out is None:
+                        out = forward(*args, **kwargs)
+        finally:
+            self._suspended -= 1
+        cost = self._count(entry, node, original, args, kwargs, out, path, type_name, source)
+        output_shapes = tuple(_shapes(out))
+        self.module_outputs.setdefault(path, output_shapes)
+        self.records.append(NodeRecord(
+            name=node.name, op="call_module", target=describe_target(type(module)), module=path,
+            module_type=type_name, input_shapes=tuple(_shapes((args, kwargs))), output_shapes=output_shapes,
+            flops=cost.flops, macs=cost.macs, rule=entry.name if entry is not None else None,
+            category=entry.category if entry is not None else None, source=source, backward_flops=cost.backward))
+        return out
+
+    @contextlib.contextmanager
+    def _failing_in(self, path: str, type_name: str) -> Iterator[None]:
+        """Note the innermost module whose forward raises (the error names it), and re-raise."""
+        try:
+            yield
         except FxFlopsError:
             raise
         except Exception as e:
             if self.failure_site is None:
                 self.failure_site = (path, type_name, _traceback_source(e))
             raise
-        finally:
-            self._suspended -= 1
-        cost = self._count(entry, node, original, args, kwargs, out, path, type_name, source)
-        self.module_outputs.setdefault(path, tuple(_shapes(out)))
-        self.records.append(NodeRecord(
-            name=node.name, op="call_module", target=describe_target(type(module)), module=path,
-            module_type=type_name, input_shapes=tuple(_shapes((args, kwargs))), output_shapes=tuple(_shapes(out)),
-            flops=cost.flops, macs=cost.macs, rule=entry.name if entry is not None else None,
-            category=entry.category if entry is not None else None, source=source, backward_flops=cost.backward))
-        return out
 
     def _use_module(self, module: nn.Module, recursive: bool = False) -> None:
         for param in (module.parameters() if recursive else module._parameters.values()):
