@@ -34,6 +34,7 @@ _EXPORTS = {
     "RuleConflictError": "fxflops.errors",
     "RuleError": "fxflops.errors",
     "TraceError": "fxflops.errors",
+    "InputError": "fxflops.errors",
     "UncountedOpError": "fxflops.errors",
     "FlopBudgetError": "fxflops.errors",
     "CausalMaskWarning": "fxflops.errors",
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from fxflops.errors import (
         FlopBudgetError,
         FxFlopsError,
+        InputError,
         RuleConflictError,
         RuleError,
         TraceError,

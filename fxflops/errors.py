@@ -19,6 +19,11 @@ class TraceError(FxFlopsError):
     """The model could not be traced symbolically or its shapes could not be propagated."""
 
 
+class InputError(FxFlopsError):
+    """The inputs cannot run through the model as given: an op got operands a real forward refuses
+    (e.g. a float16 input to a float32 ``nn.Linear``), which meta kernels alone would let pass."""
+
+
 class UncountedOpError(FxFlopsError):
     """``strict=True`` and at least one graph node had no FLOP rule."""
 

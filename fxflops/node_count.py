@@ -24,7 +24,7 @@ from typing import Any
 
 from fxflops.context import NodeContext
 from fxflops.convention import MATMUL_CLASS
-from fxflops.errors import RuleError
+from fxflops.errors import InputError, RuleError
 from fxflops.registry import RuleEntry
 
 
@@ -57,6 +57,11 @@ def count_node(
         raw = entry.rule(ctx)
     except RuleError:
         raise
+    except InputError as e:
+        if "\n  node: " in str(e):
+            raise
+        raise InputError(where(str(e), "give the op operands of one dtype (e.g. x.to(model.dtype), or build the "
+                               "model in the input's dtype), or count under torch.autocast")) from None
     except Exception as e:
         raise RuleError(where(f"the rule {entry.name} raised {type(e).__name__}: {e}",
                               f"input shapes {ctx.input_shapes}; fix the rule or override it with "

@@ -16,9 +16,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from fxflops.context import NodeContext
+from fxflops.errors import InputError
 from fxflops.registry import rule
 
 from .by_convention import BIAS_PER_ELEMENT, _tensor_arg, named_arg
+
+_AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps")
+
+
+def _autocast_enabled() -> bool:
+    for device in _AUTOCAST_DEVICES:
+        try:
+            if torch.is_autocast_enabled(device):
+                return True
+        except (RuntimeError, TypeError):  # a device type this torch build does not know
+            continue
+    return False
+
+
+def require_same_dtype(op: str, **operands: torch.Tensor | None) -> None:
+    """Refuse operands of different dtypes, as torch's CPU and CUDA kernels do (``mat1 and mat2
+    must have the same dtype``). Meta kernels do not check, so without this a float16 input to a
+    float32 ``nn.Linear`` would be counted although the real forward raises. Under
+    ``torch.autocast`` the cast happens below the call, so mixed dtypes are allowed there."""
+    given = {name: t.dtype for name, t in operands.items() if isinstance(t, torch.Tensor)}
+    if len(set(given.values())) <= 1 or _autocast_enabled():
+        return
+    listed = ", ".join(f"{name} {str(dtype).removeprefix('torch.')}" for name, dtype in given.items())
+    raise InputError(f"{op} got {listed}: a real forward raises, as its operands must share one dtype")
 
 
 def with_bias(ctx: NodeContext, macs: int, has_bias: bool) -> int:
@@ -32,6 +57,12 @@ def with_bias(ctx: NodeContext, macs: int, has_bias: bool) -> int:
         return flops
     ctx.macs = macs
     return flops + extra
+
+
+def describe(ctx: NodeContext) -> str:
+    """The op's short name for a message: ``mm``, ``bmm``, ``addmm``..."""
+    target = ctx.node.target
+    return getattr(target, "__name__", None) or str(target).rsplit(".", 1)[-1]
 
 
 def _beta_adds(ctx: NodeContext) -> bool:
@@ -48,10 +79,11 @@ def linear_flops(ctx: NodeContext) -> int:
         raise ValueError("linear without a tensor input")
     in_features = x.shape[-1] if x.dim() > 0 else 1
     if ctx.module is not None:
-        has_bias = getattr(ctx.module, "bias", None) is not None
+        weight, bias = getattr(ctx.module, "weight", None), getattr(ctx.module, "bias", None)
     else:
-        has_bias = _tensor_arg(ctx, "bias", 2) is not None
-    return with_bias(ctx, ctx.output_numel * in_features, has_bias)
+        weight, bias = _tensor_arg(ctx, "weight", 1), _tensor_arg(ctx, "bias", 2)
+    require_same_dtype("linear", input=x, weight=weight, bias=bias)
+    return with_bias(ctx, ctx.output_numel * in_features, bias is not None)
 
 
 @rule(nn.Bilinear, F.bilinear, category="matmul")
@@ -84,6 +116,7 @@ def matmul_flops(ctx: NodeContext) -> int:
         a = ctx.tensor("other", 1)
     if a is None:
         raise ValueError("matmul without a tensor operand")
+    require_same_dtype("matmul", input=ctx.tensor("input", 0), other=ctx.tensor("other", 1))
     return 2 * ctx.output_numel * a.shape[-1]
 
 
@@ -93,6 +126,7 @@ def mm_flops(ctx: NodeContext) -> int:
     a = ctx.tensor("input", 0)
     if a is None:
         raise ValueError("mm/bmm without a tensor operand")
+    require_same_dtype(describe(ctx), input=a, mat2=ctx.tensor("mat2", 1))
     return 2 * ctx.output_numel * a.shape[-1]
 
 
@@ -106,6 +140,9 @@ def addmm_flops(ctx: NodeContext) -> int:
         a = ctx.tensor("batch1", 1)
     if a is None:
         raise ValueError("addmm/baddbmm without matrix operands")
+    b = ctx.tensor("mat2", 2)
+    require_same_dtype(describe(ctx), input=ctx.tensor("input", 0), mat1=a, mat2=b if b is not None
+                       else ctx.tensor("batch2", 2))
     return with_bias(ctx, ctx.output_numel * a.shape[-1], _beta_adds(ctx))
 
 
