@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import operator
 import types
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.nn.utils import parametrize
 
 from fxflops.context import NodeContext, _shapes
 from fxflops.convention import Convention
@@ -95,6 +97,8 @@ class FlopCounter(fx.Interpreter):
                                          "check that the inputs have the shapes and dtypes the model expects; "
                                          "if the op needs real data (.item(), data-dependent shapes), make its "
                                          "module a leaf with leaf_modules=[...] and give it a rule")) from e
+        if n.op == "call_module" and parametrize.is_parametrized(module := self._module(n.target)):
+            self._record_parametrizations(n, module)
         if n.op not in ("placeholder", "output"):
             self.records.append(self._record(n, args, kwargs, output))
         if n in self._output_nodes:
@@ -186,6 +190,20 @@ class FlopCounter(fx.Interpreter):
         with torch.device("meta"):
             return clone.forward(*args, **kwargs)
 
+    def _record_parametrizations(self, n: fx.Node, module: nn.Module) -> None:
+        """Count what a parametrized leaf computes before its own work: each parametrized tensor
+        once (``weight_norm``'s ``g * v / ||v||``), on its meta clone, as the recorder does."""
+        from fxflops.recorder import record_function
+
+        clone = self._meta_modules.get(id(module))
+        if clone is None:
+            clone = self._meta_modules[id(module)] = meta_clone(module, self._meta_cache)
+        names = list(clone.parametrizations)  # type: ignore[union-attr]
+        recording = record_function(lambda: [getattr(clone, name) for name in names], (), {},
+                                    site=_module_of(n), registry=self.registry, convention=self.convention,
+                                    causal=self.causal, backward=self.backward)
+        self.records.extend(replace(r, name=f"{n.name}.{r.name}", source=source_line(n)) for r in recording.records)
+
     def _module(self, target: str) -> nn.Module:
         """The submodule called ``target``: fx.Interpreter's table first (fetch_attr walks the path)."""
         module = self.submodules.get(target)
@@ -275,7 +293,8 @@ class FlopCounter(fx.Interpreter):
         cost = ZERO_COUNT
         input_shapes = tuple(_shapes((args, kwargs)))
         output_shapes = tuple(_shapes(output))
-        if n.op == "get_attr":
+        structural = n.op in _STRUCTURAL_OPS or (n.op == "call_function" and builds_container(n.target))
+        if structural:
             entry = None
         elif n.op == "call_function" and not input_shapes and not output_shapes:
             entry = _PYTHON_VALUE_RULE  # shape arithmetic on ints, getattr on sizes, ...
@@ -297,8 +316,8 @@ class FlopCounter(fx.Interpreter):
             output_shapes=output_shapes,
             flops=cost.flops,
             macs=cost.macs,
-            rule=entry.name if entry is not None else ("structural" if n.op in _STRUCTURAL_OPS else None),
-            category=category if n.op not in _STRUCTURAL_OPS else "zero",
+            rule=entry.name if entry is not None else ("structural" if structural else None),
+            category=category if not structural else "zero",
             source=source_line(n),
             backward_flops=cost.backward,
         )
@@ -485,6 +504,17 @@ def _zero_python_values(ctx: NodeContext) -> int:
 
 
 _PYTHON_VALUE_RULE = RuleEntry(rule=_zero_python_values, category="zero", target=None)
+
+
+def builds_container(target: Any) -> bool:
+    """A call that only packs values into a Python container: a namedtuple, a dataclass, a dict
+    subclass (transformers' ``ModelOutput``) or a plain list/tuple/dict. torch.fx records such a
+    call when a model returns one; it moves no tensor data, so it is structural, never "uncounted"."""
+    if not isinstance(target, type):
+        return False
+    if issubclass(target, (tuple, list, dict)) or dataclasses.is_dataclass(target):
+        return not issubclass(target, (torch.Tensor, nn.Module))
+    return False
 
 
 def _is_wrapped_python_function(target: Any) -> bool:

@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
@@ -281,7 +282,12 @@ class CallRecorder(TorchFunctionMode):
         def where(problem: str, hint: str) -> str:
             return site_message(problem, node.format_node(), module_path, module_type, source, hint)
 
-        return count_node(entry, ctx, backward=self.backward, where=where)
+        # A rule's own tensor work (reading a parametrized ``weight``, say) is not the model's.
+        self._suspended += 1
+        try:
+            return count_node(entry, ctx, backward=self.backward, where=where)
+        finally:
+            self._suspended -= 1
 
     def _use_parameter(self, param: torch.Tensor) -> None:
         original = self.parameters.get(id(param), param)
@@ -365,6 +371,8 @@ class CallRecorder(TorchFunctionMode):
         source = _user_frame(sys._getframe(3))
         original = self.originals.get(id(module), module)
         node = RecordedNode("call_module", path, path.replace(".", "_") or type_name.lower())
+        if parametrize.is_parametrized(module):
+            self._record_parametrizations(module, path, type_name)
         # The leaf's own calls are not recorded: its rule counts it whole.
         self._suspended += 1
         try:
@@ -391,6 +399,18 @@ class CallRecorder(TorchFunctionMode):
             flops=cost.flops, macs=cost.macs, rule=entry.name if entry is not None else None,
             category=entry.category if entry is not None else None, source=source, backward_flops=cost.backward))
         return out
+
+    def _record_parametrizations(self, module: nn.Module, path: str, type_name: str) -> None:
+        """Record the work of a leaf's parametrizations (``weight_norm``'s ``g * v / ||v||``, ...):
+        its forward computes each parametrized tensor once, and that is the model's work, not the
+        leaf rule's (which counts the product with the weight)."""
+        self._stack.append((path, type_name))
+        try:
+            with self._failing_in(path, type_name):
+                for name in module.parametrizations:  # type: ignore[union-attr]
+                    getattr(module, name)
+        finally:
+            self._stack.pop()
 
     @contextlib.contextmanager
     def _failing_in(self, path: str, type_name: str) -> Iterator[None]:

@@ -106,6 +106,8 @@ def describe_target(key: Any) -> str:
     if isinstance(key, tuple) and key[0] == "method":
         return f"Tensor.{key[1]}"
     if isinstance(key, type):
+        if key.__module__ == "torch.nn.utils.parametrize" and key.__name__.startswith("Parametrized"):
+            key = key.__mro__[1]  # register_parametrization's subclass: name the layer it wraps
         module = key.__module__
         if module.startswith("torch.nn.modules"):
             module = "torch.nn"

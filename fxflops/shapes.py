@@ -8,7 +8,6 @@ hooks are empty. The original module object is never mutated.
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from typing import Any
 
@@ -102,17 +101,20 @@ def meta_like(tensor: torch.Tensor) -> torch.Tensor:
 def meta_clone(module: nn.Module, cache: dict[int, torch.Tensor]) -> nn.Module:
     """A shallow copy of ``module`` and its submodules with meta parameters and buffers, no hooks.
 
-    Containers in the instance dict (e.g. ``nn.RNNBase._flat_weights``) are copied too, so that
-    assigning meta tensors to the clone never reaches the original.
+    Plain containers in the instance dict (e.g. ``nn.RNNBase._flat_weights``) are copied too, so
+    that assigning meta tensors to the clone never reaches the original. Subclasses of ``dict``
+    (diffusers' ``FrozenDict`` config, transformers' configs) are shared as they are: copying them
+    as plain dicts would lose the attribute access models read them with.
+
+    The clone is made from the instance dict, not with ``copy.copy``: parametrized modules
+    (``weight_norm``, ``spectral_norm``, ``register_parametrization``) refuse to be copied or
+    pickled, and their parametrizations are ordinary submodules here.
     """
-    clone = copy.copy(module)
+    clone = object.__new__(type(module))
+    clone.__dict__.update(vars(module))
     for key, value in list(vars(module).items()):
-        if isinstance(value, OrderedDict):
-            setattr_plain(clone, key, OrderedDict(value))
-        elif isinstance(value, dict):
-            setattr_plain(clone, key, dict(value))
-        elif isinstance(value, list):
-            setattr_plain(clone, key, list(value))
+        if type(value) in (dict, OrderedDict, list):
+            setattr_plain(clone, key, type(value)(value))
     for key in _HOOK_ATTRIBUTES:
         if key in vars(clone):
             setattr_plain(clone, key, OrderedDict())

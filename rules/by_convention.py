@@ -55,6 +55,7 @@ NORM_STATISTICS_PER_ELEMENT = 5
 RMS_NORM_PER_ELEMENT = 3
 BATCH_NORM_EVAL_PER_ELEMENT = 2
 NORMALIZE_PER_ELEMENT = 3
+WEIGHT_NORM_PER_ELEMENT = 4
 REDUCTION_PER_ELEMENT = 1
 POOLING_PER_ELEMENT = 1
 INTERPOLATION_PER_NEIGHBOUR = 2
@@ -221,6 +222,8 @@ def _function_norm_constant(ctx: NodeContext, name: str) -> int:
         return int(named_arg(ctx, "size", default=5)) + 5
     if name == "normalize":
         return NORMALIZE_PER_ELEMENT
+    if name in ("weightnorm", "weightnorminterface"):
+        return WEIGHT_NORM_PER_ELEMENT
     weight = _tensor_arg(ctx, "weight")
     if "rmsnorm" in name:
         return RMS_NORM_PER_ELEMENT + (weight is not None)
@@ -254,7 +257,9 @@ def norm_flops(ctx: NodeContext) -> int:
       std, weight and bias into per-channel constants); instance norm likewise with
       ``use_input_stats=False``;
     * RMS norm: 3 (square, sum, multiply by 1/rms) + 1 with a weight;
-    * ``F.normalize``: 3 (|x|^p, sum, divide); local response norm: ``size + 5`` (square, a
+    * ``F.normalize``: 3 (|x|^p, sum, divide); ``torch._weight_norm`` (``weight_norm``'s
+      reparametrization ``g * v / ||v||``): 4 per weight element (square, sum, divide, multiply);
+      local response norm: ``size + 5`` (square, a
       window sum of ``size``, scale and add, power, divide).
     """
     return ctx.convention.constant("norm", norm_constant(ctx)) * _output_numel(ctx)
@@ -408,6 +413,7 @@ _register(
     nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LocalResponseNorm, nn.RMSNorm,
     nn.CrossMapLRN2d, F.layer_norm, F.batch_norm, F.group_norm, F.instance_norm, F.rms_norm,
     F.local_response_norm, F.normalize, torch.layer_norm, torch.batch_norm, torch.group_norm,
+    torch._weight_norm,
 )
 
 _ACTIVATION_MODULES = (

@@ -60,7 +60,7 @@ zero(F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.featur
 zero(
     "view", "view_as", "reshape", "reshape_as", "permute", "transpose", "transpose_", "t", "T", "mT",
     "swapaxes", "swapdims", "movedim", "moveaxis", "flatten", "unflatten", "squeeze", "squeeze_",
-    "unsqueeze", "unsqueeze_", "expand", "expand_as", "repeat", "repeat_interleave", "tile",
+    "unsqueeze", "unsqueeze_", "expand", "expand_as", "broadcast_to", "repeat", "repeat_interleave", "tile",
     "contiguous", "clone", "detach", "detach_", "requires_grad_", "size", "dim", "ndimension",
     "numel", "nelement", "element_size", "stride", "storage_offset", "is_contiguous",
     "is_floating_point", "is_complex", "data_ptr", "get_device", "to", "type", "type_as", "float",
