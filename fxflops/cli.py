@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import io
 import logging
+import math
 import os
 import sys
 import time
@@ -90,6 +92,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive, finite number")
+    return value
+
+
 def _torch_version() -> str:
     # Read from metadata: `fxflops --version` should answer without importing torch.
     from importlib.metadata import PackageNotFoundError, version
@@ -149,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "unless --input-grad")
     count.add_argument("--input-grad", action="store_true",
                        help="floating-point inputs require grad (with --backward: count their gradients too)")
-    count.add_argument("--mfu", type=float, default=None, metavar="THROUGHPUT",
+    count.add_argument("--mfu", type=_positive_number, default=None, metavar="THROUGHPUT",
                        help="print model FLOPs utilization at THROUGHPUT samples (or tokens, with "
                             "--per-call) per second; needs --accelerator")
     count.add_argument("--accelerator", default=None, metavar="NAME|FLOPS",
@@ -214,12 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_ERROR
-    _import_torch_quietly()
     try:
-        return int(args.handler(args))
+        with _torch_import_warnings_held():
+            return int(args.handler(args))
     except KeyboardInterrupt:
         print("fxflops: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as e:  # exit() in a model file or builder: not fxflops' own exit
+        return _fail(f"the model's code called exit({e.code!r}) while fxflops was building or counting it",
+                     "remove the exit() from that code path (guard a script's main code with "
+                     "if __name__ == '__main__':)")
     except Exception as e:
         if getattr(args, "debug", False):
             traceback.print_exception(e, file=sys.stderr)
@@ -227,15 +243,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(message, hint)
 
 
-def _import_torch_quietly() -> None:
-    """Import torch with its import-time warnings held back: a fresh install without NumPy gets
-    ``UserWarning: Failed to initialize NumPy`` on the first screen, and counting never uses NumPy."""
+@contextlib.contextmanager
+def _torch_import_warnings_held() -> Iterator[None]:
+    """Hold back torch's import-time warnings wherever a command first imports it: a fresh
+    install without NumPy gets ``UserWarning: Failed to initialize NumPy`` on the first screen, and
+    counting never uses NumPy. torch is not imported up front: a typo in a SPEC fails at once."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Failed to initialize NumPy.*")
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch(\..*)?")
-        import torch  # noqa: F401
+        yield
 
 
 @contextlib.contextmanager
@@ -333,6 +351,8 @@ def _count(args: argparse.Namespace) -> int:
     config = parse_config(args.config)
     if args.mfu is not None and args.accelerator is None:
         raise SpecError("--mfu needs the accelerator's peak", "add --accelerator NAME (e.g. a100) or FLOP/s")
+    if args.accelerator is not None:
+        args.accelerator_peak = _accelerator_peak(args.accelerator)
 
     from fxflops.api import count, uncounted_message
     from fxflops.convention import CONVENTIONS
@@ -341,6 +361,7 @@ def _count(args: argparse.Namespace) -> int:
     if args.convention not in CONVENTIONS:
         raise SpecError(f"unknown convention {args.convention!r}", f"use one of {', '.join(sorted(CONVENTIONS))}")
     generate = _parse_generate(args.generate) if args.generate else None
+    _load_rule_packs_loudly()
     built = build(spec, inputs, args.method, config=config)
     if generate is not None:
         return _count_generation(built.model, *generate, args)
@@ -383,19 +404,53 @@ def _count(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_rule_packs_loudly() -> None:
+    """Load installed rule packs before counting, so that a pack that fails to load is said on
+    stderr (the count itself runs with warnings muted)."""
+    import warnings
+
+    from fxflops.plugins import load_rule_packs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_rule_packs()
+    for warning in caught:
+        print(f"fxflops: warning: {warning.message}", file=sys.stderr)
+
+
+def _accelerator_peak(text: str) -> float:
+    """``--accelerator``'s peak FLOP/s, checked before anything is built: a name or a number."""
+    from fxflops.specs import SpecError
+    from fxflops.utilization import PEAK_FLOPS, peak_flops
+
+    try:
+        return peak_flops(float(text))
+    except ValueError as e:
+        if text.strip().lower() in PEAK_FLOPS:
+            return peak_flops(text.strip())
+        try:
+            float(text)
+        except ValueError:
+            raise SpecError(f"unknown accelerator {text!r}",
+                            f"use a name ({', '.join(sorted(PEAK_FLOPS))}) or a peak in FLOP/s, e.g. 312e12") from None
+        raise SpecError(f"--accelerator {text!r}: {e}", "give the dense peak in FLOP/s, e.g. 312e12") from None
+
+
 def _with_mfu(out: str, report: object, built: object, args: argparse.Namespace) -> str:
     """Append (table) or add (json) model FLOPs utilization at ``--mfu`` throughput."""
     import json
 
     from fxflops.utilization import mfu, peak_flops
 
-    peak: float | str = args.accelerator
-    try:
-        peak = float(peak)
-    except ValueError:
-        pass
+    peak = args.accelerator_peak
     per_call = args.per_call or (built.args[0].shape[0] if built.args and hasattr(built.args[0], "shape") else 1)
-    value = mfu(report, args.mfu, peak, units_per_call=per_call)  # type: ignore[arg-type]
+    try:
+        value = mfu(report, args.mfu, peak, units_per_call=per_call)  # type: ignore[arg-type]
+    except ValueError as e:
+        from fxflops.specs import SpecError
+
+        raise SpecError(f"--mfu {args.mfu:g}: {e}", f"one counted call covers {per_call} units; set that "
+                        "with --per-call N, and check --accelerator's peak") from None
     line = (f"mfu:     {100 * value:.2f}% at {args.mfu:g}/s ({per_call} per counted call) on "
             f"{args.accelerator} ({peak_flops(peak) / 1e12:g} TFLOP/s peak)")
     if args.format == "json":
@@ -484,8 +539,11 @@ def _zoo_models(args: argparse.Namespace) -> int:
     patterns = list(args.names) or ["*"]
     names = [n for n in known if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if not names:
+        close = difflib.get_close_matches(patterns[0].strip("*?[]"), known, n=3, cutoff=0.6)
+        lister = "torchvision.models.list_models()" if args.family == "torchvision" else "timm.list_models()"
+        listing = f"python -c 'import {args.family}; print(*{lister}, sep=chr(10))'"
         return _fail(f"no {args.family} model matches {' '.join(patterns)}",
-                     f"list them with: python -c 'import {args.family}'")
+                     (f"did you mean {' or '.join(close)}? " if close else "") + f"list them with: {listing}")
     rows: list[dict[str, object]] = []
     failures: list[str] = []
     start = time.monotonic()

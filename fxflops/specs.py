@@ -27,7 +27,7 @@ import inspect
 import re
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,14 +145,40 @@ def _is_dotted_identifier(text: str) -> bool:
 
 
 def _bare_name_hint(name: str) -> str:
-    # A bare zoo name is the most common slip; finding it costs a registry lookup, on the error
-    # path only.
-    for source, names in (("open_clip", open_clip_names), ("torchvision", _torchvision_names),
-                          ("timm", _timm_names)):
+    # A bare zoo name is the most common slip. The zoos are searched in their installed files, not
+    # imported (importing open_clip, torchvision and timm takes seconds; a typo must fail at once).
+    for source, known in (("open_clip", _open_clip_has), ("torchvision", _defines_model("torchvision", "models")),
+                          ("timm", _defines_model("timm", "models"))):
         with contextlib.suppress(Exception):
-            if name in names():
+            if known(name):
                 return f"did you mean {source}:{name}? SPEC is {SPEC_FORMS}"
     return f"write {SPEC_FORMS}"
+
+
+def _package_dir(package: str) -> Path | None:
+    found = importlib.util.find_spec(package)
+    locations = list(found.submodule_search_locations or []) if found is not None else []
+    return Path(locations[0]) if locations else None
+
+
+def _open_clip_has(name: str) -> bool:
+    """Whether open_clip ships a model config named ``name`` (``model_configs/NAME.json``)."""
+    root = _package_dir("open_clip")
+    return root is not None and (root / "model_configs" / f"{name}.json").is_file()
+
+
+def _defines_model(package: str, folder: str) -> Callable[[str], bool]:
+    """A test of whether ``package/folder/**.py`` defines a function ``name`` (torchvision's and
+    timm's model builders are module-level functions), read as text."""
+
+    def known(name: str) -> bool:
+        root = _package_dir(package)
+        if root is None or not name.isidentifier():
+            return False
+        needle = f"def {name}("
+        return any(needle in path.read_text(errors="ignore") for path in (root / folder).rglob("*.py"))
+
+    return known
 
 
 @dataclass(frozen=True)
@@ -179,6 +205,9 @@ def parse_input(text: str) -> InputSpec:
     InputSpec(shape=(1, 77), dtype='int64', name=None)
     """
     match = _INPUT_RE.match(text.strip())
+    if match is None and _INPUT_RE.match(text.strip().replace("X", "x").replace("*", "x").replace(",", "x")):
+        fixed = text.strip().replace("X", "x").replace("*", "x").replace(",", "x")
+        raise SpecError(f"malformed --input {text!r}: separate sizes with a lowercase x", f"write --input {fixed}")
     if match is None:
         raise SpecError(f"malformed --input {text!r}: expected [NAME=]SHAPE[:DTYPE], SHAPE like 1x3x224x224",
                         f"write e.g. {_INPUT_EXAMPLE}")
@@ -484,8 +513,9 @@ def _check_config_keys(spec: Spec, default: Any, overrides: dict[str, Any]) -> N
 def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
     """``hf:MODEL_TYPE``: the model built from ``AutoConfig.for_model(MODEL_TYPE, **overrides)`` on
     the meta device, offline. A causal LM head where the type has one (a seq2seq LM for
-    encoder-decoders), else the base model. Default inputs: 1x128 token ids (and 1x3xSxS pixels
-    for vision and CLIP-like configs)."""
+    encoder-decoders), else the base model. Default inputs: 1x128 token ids (fewer when
+    ``max_position_embeddings`` is smaller), 1x3xSxS pixels for vision and CLIP-like configs, one
+    second of 16 kHz audio (``input_values``) or Whisper's 30 s of mel frames (``input_features``)."""
     try:
         import torch
         import transformers
@@ -503,7 +533,10 @@ def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
                                  "from transformers.models.auto.configuration_auto import CONFIG_MAPPING; "
                                  "print(list(CONFIG_MAPPING))") from None
     _check_config_keys(spec, transformers.AutoConfig.for_model(model_type), overrides)
-    auto_classes = [transformers.AutoModelForCausalLM, transformers.AutoModelForSeq2SeqLM, transformers.AutoModel]
+    auto_classes = [transformers.AutoModelForCausalLM, transformers.AutoModelForSeq2SeqLM,
+                    transformers.AutoModelForSpeechSeq2Seq, transformers.AutoModel]
+    if getattr(config, "is_encoder_decoder", False):  # Whisper also has a decoder-only CausalLM class
+        auto_classes = auto_classes[1:3] + auto_classes[:1] + auto_classes[3:]
     kwargs: dict[str, Any] = {}
     try:
         with _quiet_build(), hub_offline(), torch.device("meta"):
@@ -520,7 +553,10 @@ def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
     model = model.eval()
     names = set(inspect.signature(model.forward).parameters)
     args: tuple[Any, ...] = ()
-    ids = torch.empty((1, 128), dtype=torch.long, device="meta")
+    text = getattr(config, "text_config", None) or config
+    # 128 tokens, or fewer where the positions stop sooner (CLIP's text tower has 77).
+    tokens = min(128, getattr(text, "max_position_embeddings", None) or 128)
+    ids = torch.empty((1, tokens), dtype=torch.long, device="meta")
     vision = getattr(config, "vision_config", config)
     size = getattr(vision, "image_size", 224)
     size = size if isinstance(size, int) else size[0]
@@ -529,12 +565,18 @@ def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
         kwargs["input_ids"] = ids
     if "pixel_values" in names:
         kwargs["pixel_values"] = pixels
+    if "input_values" in names and not kwargs:  # raw audio (wav2vec2, HuBERT...): one second at 16 kHz
+        kwargs["input_values"] = torch.empty((1, 16_000), device="meta")
+    if "input_features" in names and not kwargs:  # log-mel frames (Whisper: 30 s, 2 frames per position)
+        frames = 2 * getattr(config, "max_source_positions", 1500)
+        kwargs["input_features"] = torch.empty((1, getattr(config, "num_mel_bins", 80), frames), device="meta")
+    audio = [k for k in ("input_values", "input_features") if k in kwargs]
     if "decoder_input_ids" in names:
-        kwargs["decoder_input_ids"] = torch.empty((1, 128), dtype=torch.long, device="meta")
-    if not any(k in kwargs for k in ("input_ids", "pixel_values")):
+        kwargs["decoder_input_ids"] = torch.empty((1, tokens), dtype=torch.long, device="meta")
+    if not any(k in kwargs for k in ("input_ids", "pixel_values", *audio)):
         return model, None, kwargs
     # Positional inputs in signature order, so --input replaces them one for one.
-    order = [n for n in inspect.signature(model.forward).parameters if n in ("input_ids", "pixel_values")]
+    order = [n for n in inspect.signature(model.forward).parameters if n in ("input_ids", "pixel_values", *audio)]
     args = tuple(kwargs.pop(n) for n in order if n == order[0])
     return model, args, kwargs
 

@@ -8,6 +8,7 @@ in FLOP/s or the name of an accelerator in :data:`PEAK_FLOPS`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from fxflops.report import FlopReport
@@ -44,9 +45,16 @@ def peak_flops(peak: float | str) -> float:
             return PEAK_FLOPS[peak.lower()].flops
         except KeyError:
             raise ValueError(f"unknown accelerator {peak!r}; known: {', '.join(sorted(PEAK_FLOPS))}") from None
-    if peak <= 0:
-        raise ValueError(f"peak FLOP/s must be positive, got {peak}")
-    return float(peak)
+    return positive_finite(peak, "peak FLOP/s")
+
+
+def positive_finite(value: float, what: str) -> float:
+    """``value`` as a float when it is a positive, finite number; else a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{what} must be a positive, finite number, got {value!r}")
+    return float(value)
 
 
 def mfu(report: FlopReport, tokens_or_samples_per_second: float, peak: float | str,
@@ -60,6 +68,12 @@ def mfu(report: FlopReport, tokens_or_samples_per_second: float, peak: float | s
     total = report.total
     if not isinstance(total, int):
         raise ValueError("evaluate a symbolic report at concrete sizes first: report.evaluate(...)")
-    if units_per_call <= 0:
-        raise ValueError(f"units_per_call must be positive, got {units_per_call}")
-    return total / units_per_call * tokens_or_samples_per_second / peak_flops(peak)
+    if isinstance(units_per_call, bool) or not isinstance(units_per_call, int) or units_per_call <= 0:
+        raise ValueError(f"units_per_call must be a positive int, got {units_per_call!r}")
+    throughput = positive_finite(tokens_or_samples_per_second, "throughput")
+    value = total / units_per_call * throughput / peak_flops(peak)
+    if value > 1:
+        # Above the peak is impossible: a wrong unit (tokens vs samples), per-call count or peak.
+        raise ValueError(f"MFU would be {100 * value:.4g}%, above the accelerator's peak: check that the "
+                         "throughput counts the units one counted call covers (units_per_call) and the peak")
+    return value
