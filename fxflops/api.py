@@ -126,6 +126,10 @@ def count(
     64
     """
     model = unwrap(model)
+    if not isinstance(model, nn.Module):
+        kind = "a function" if callable(model) else f"a {type(model).__name__}"
+        raise TypeError(f"fxflops.count counts an nn.Module, got {kind}; wrap it in a module whose forward calls "
+                        "it, or count the module it belongs to")
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
     elif isinstance(inputs, list):

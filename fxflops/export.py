@@ -13,9 +13,12 @@ attribution comes from the module stack export records (``node.meta["nn_module_s
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -97,15 +100,46 @@ def export_module(
         dynamic_shapes = _for_wrapper(getattr(module, method), len(meta_args), meta_kwargs, dynamic_shapes)
     try:
         # Forward counts need no autograd bookkeeping; backward counts read requires_grad.
-        with torch.set_grad_enabled(grad):
+        with torch.set_grad_enabled(grad), quiet_torch_logs():
             return torch.export.export(target, meta_args, meta_kwargs, strict=False, dynamic_shapes=dynamic_shapes)
     except Exception as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise TraceError(
             f"torch.export could not capture {type(module).__name__}: {type(e).__name__}: {first_line}\n"
-            "hint: the model may branch on tensor values (not only sizes); make that module a leaf "
-            "with leaf_modules=[...] and register a rule for it"
+            f"hint: {export_hint(e)}"
         ) from e
+
+
+def export_hint(error: BaseException) -> str:
+    """What to do after torch.export failed with ``error``: only a data-dependent guard means the
+    model branches on tensor values; anything else is more often an input the model does not take."""
+    text = f"{type(error).__name__}: {error}"
+    if "DataDependent" in text or "data-dependent" in text or "data dependent" in text:
+        return ("the model branches on tensor values (not only sizes); make that module a leaf with "
+                "leaf_modules=[...] and register a rule for it")
+    return ("check that the inputs have the shapes and dtypes the model expects (token ids as long, within "
+            "the vocabulary); run with trace='run' to see where the forward fails")
+
+
+@contextlib.contextmanager
+def quiet_torch_logs() -> Iterator[None]:
+    """Hold torch's own log lines back while fxflops tries a capture: a failed torch.export logs
+    warnings and whole graphs ("Unable to find user code ..."), and fxflops reports the failure
+    itself, in one line. Only torch's loggers are raised to ERROR, and only for the block; what is
+    written to stderr meanwhile (torch.export prints a failed capture's partial graph there) is
+    dropped."""
+    changed: list[tuple[logging.Logger, int]] = []
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (name == "torch" or name.startswith("torch.")) and isinstance(logger, logging.Logger) \
+                and logger.level < logging.ERROR:
+            changed.append((logger, logger.level))
+            logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for logger, level in changed:
+            logger.setLevel(level)
 
 
 def _for_wrapper(method: Any, n_args: int, kwargs: Mapping[str, Any], shapes: dict[str, Any]) -> dict[str, Any]:

@@ -261,8 +261,18 @@ class FlopReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FlopReport:
         """Rebuild a report written by :meth:`to_dict`."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a FlopReport is a JSON object, got {type(data).__name__}")
         if data.get("format") != FORMAT_VERSION:
             raise ValueError(f"unsupported FlopReport format {data.get('format')!r}; expected {FORMAT_VERSION}")
+        try:
+            return cls._from_fields(data)
+        except (KeyError, TypeError) as e:
+            problem = f"missing field {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
+            raise ValueError(f"not a FlopReport written by to_json(): {problem}") from None
+
+    @classmethod
+    def _from_fields(cls, data: dict[str, Any]) -> FlopReport:
         nodes = [
             NodeRecord(
                 **{

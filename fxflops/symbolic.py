@@ -65,7 +65,13 @@ def dynamic_shapes_for(
             raise ValueError(f"dynamic input {key!r} is not a tensor")
         shape = list(tensor.shape)
         spec: dict[int, Any] = {}
+        if not isinstance(dims, Mapping):
+            raise ValueError(f"dynamic[{key!r}] must map dims to symbol names, e.g. {{1: 'L'}}; got {dims!r}")
         for dim, symbol in dims.items():
+            if isinstance(dim, bool) or not isinstance(dim, int) or not -len(shape) <= dim < len(shape):
+                size = "x".join(map(str, shape)) or "a scalar"
+                raise ValueError(f"dynamic[{key!r}] names dim {dim!r}, but that input has {len(shape)} dims "
+                                 f"({size}); use 0..{len(shape) - 1}")
             if not str(symbol).isidentifier():
                 raise ValueError(f"symbol names must be identifiers, got {symbol!r}")
             if shape[dim] < 2 or any(shape[dim] == int(s) for d, s in enumerate(tensor.shape) if d != dim):
