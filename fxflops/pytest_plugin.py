@@ -108,7 +108,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if state.options.json:
         # Relative to where pytest was invoked, as --junit-xml is.
-        state.write_json(config.invocation_params.dir / state.options.json)
+        try:
+            state.write_json(config.invocation_params.dir / state.options.json)
+        except OSError as e:  # the path was checked at startup; the disk may still refuse
+            state.json_error = f"could not write --flops-json {state.options.json}: {type(e).__name__}: {e}"
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(wrapper=True)

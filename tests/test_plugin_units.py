@@ -182,8 +182,8 @@ def test_marker_valid(mark: pytest.MarkDecorator, expected: FlopsMarker) -> None
         (pytest.mark.flops("40G"), "flops marker takes keyword arguments only, got positional '40G'"),
         (pytest.mark.flops(max="40 GMACs"), 'write "80 GFLOPs"'),
         (pytest.mark.flops(max="1 GiB"), "binary prefixes"),
-        (pytest.mark.flops(rel=-0.5), "flops marker rel must be a number >= 0"),
-        (pytest.mark.flops(rel="5%"), "flops marker rel must be a number >= 0 (0.05 means 5%), got '5%'"),
+        (pytest.mark.flops(rel=-0.5), "flops marker: rel must be a number >= 0"),
+        (pytest.mark.flops(rel="5%"), "flops marker: rel must be a number >= 0 (0.05 means 5%), got '5%'"),
         (pytest.mark.flops(baseline="no"), "baseline must be True or False, got 'no'"),
     ],
 )

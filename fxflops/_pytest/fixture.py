@@ -65,8 +65,14 @@ class FlopsFixture:
         budget = None if max is None else parse_flops(max)
         # Imported on first use: the plugin module loads in every pytest run, torch must not.
         from fxflops.api import count
+        from fxflops.errors import FxFlopsError
 
-        report = count(model, inputs, kwargs=kwargs, rules=rules, **count_kwargs)
+        try:
+            report = count(model, inputs, kwargs=kwargs, rules=rules, **count_kwargs)
+        except FxFlopsError as e:
+            # fxflops' message names the node, module, source line and what to do; the frames
+            # inside fxflops and torch (hundreds of lines under pytest) add nothing to it.
+            raise e.with_traceback(None) from None
         measurement = self._session.record(self._item, report, name=name, budget=budget)
         if budget is not None and measurement.total > budget:
             lines = budget_exceeded_message(

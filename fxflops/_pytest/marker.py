@@ -61,7 +61,7 @@ class FlopsMarker:
         kwargs: dict[str, Any] = dict(mark.kwargs)
         try:
             budget = None if kwargs.get("max") is None else parse_flops(kwargs["max"])
-            rel = None if kwargs.get("rel") is None else parse_rel(kwargs["rel"], "flops marker rel")
+            rel = None if kwargs.get("rel") is None else parse_rel(kwargs["rel"], "rel")
         except ValueError as e:
             raise MarkerError(f"flops marker: {e}") from None
         baseline = kwargs.get("baseline", True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,11 +137,30 @@ class FlopsOptions:
             raise pytest.UsageError(
                 f"flops_dirname must be a plain folder name such as {DEFAULT_DIRNAME!r}, got {dirname!r}"
             )
+        json_path = config.getoption("flops_json", default=None)
+        if json_path is not None:
+            _check_json_path(config.invocation_params.dir / json_path, json_path)
         return cls(
             update=bool(pick("flops_update")),
             strict=bool(pick("flops_strict")),
             report=bool(pick("flops_report")),
             rel=rel,
             dirname=dirname,
-            json=config.getoption("flops_json", default=None),
+            json=json_path,
         )
+
+
+def _check_json_path(path: Path, given: str) -> None:
+    """Refuse a ``--flops-json`` path that cannot be written, before any test runs (a failure at
+    the end of the session would lose the summary and waste the run)."""
+    if path.is_dir():
+        raise pytest.UsageError(f"--flops-json must name a file, but {given!r} is a folder")
+    # Missing folders are created when the file is written; the nearest existing one must be a
+    # writable folder.
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise pytest.UsageError(f"--flops-json {given!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise pytest.UsageError(f"--flops-json {given!r} cannot be written (permission denied)")

@@ -79,6 +79,8 @@ class WriteResult:
     """The file was corrupt and has been rewritten from this run's measurements."""
     error: str | None = None
     """Why the file could not be written, if it could not."""
+    over_budget: list[str] = field(default_factory=list)
+    """Entries not updated because their measurement (or its test's sum) exceeded its budget."""
 
 
 class FlopsSession:
@@ -95,6 +97,8 @@ class FlopsSession:
         self.narrowed: str | None = _narrowing_options(config)
         """Why unused baseline entries must not be pruned (``"-k"``, ``"deselection"``), or None."""
         self.results: list[WriteResult] = []
+        #: Why ``--flops-json`` could not be written at the end of the session, or None.
+        self.json_error: str | None = None
         """Baseline files written or that failed to write, after :meth:`write_baselines`."""
         self._baselines: dict[Path, Baseline | BaselineError] = {}
 
@@ -248,6 +252,7 @@ class FlopsSession:
         left without entries is deleted. Files whose entries did not change are not rewritten.
         """
         by_file: dict[str, list[Measurement]] = defaultdict(list)
+        over_budget = self._over_budget()
         for m in self.measurements:
             if m.use_baseline:
                 by_file[m.baseline_file].append(m)
@@ -269,6 +274,10 @@ class FlopsSession:
                 result.replaced_unreadable = True
             entries = dict(old.entries)
             for m in by_file.get(file, []):
+                if id(m) in over_budget:
+                    # A count that failed its budget must not become the baseline the next run passes.
+                    result.over_budget.append(m.key)
+                    continue
                 entry = make_entry(m)
                 if m.key not in entries:
                     result.added.append(m.key)
@@ -285,6 +294,8 @@ class FlopsSession:
                         del entries[key]
                         result.removed.append(key)
             if not (result.added or result.changed or result.removed or result.replaced_unreadable):
+                if result.over_budget:
+                    self.results.append(result)
                 continue
             try:
                 if entries:
@@ -296,6 +307,20 @@ class FlopsSession:
             except OSError as e:
                 result.error = f"{type(e).__name__}: {e}"
             self.results.append(result)
+
+    def _over_budget(self) -> set[int]:
+        """ids of the measurements above their own ``max`` or whose test's sum is above its
+        ``@pytest.mark.flops(max=...)``."""
+        sums: dict[str, int] = defaultdict(int)
+        for m in self.measurements:
+            sums[m.nodeid] += m.total
+        over = set()
+        for m in self.measurements:
+            test = self.tests.get(m.nodeid)
+            test_max = test.marker_max if test is not None else None
+            if (m.budget is not None and m.total > m.budget) or (test_max is not None and sums[m.nodeid] > test_max):
+                over.add(id(m))
+        return over
 
     def write_json(self, path: Path) -> None:
         """Write every measurement of the session to ``path`` (``--flops-json``).

@@ -32,7 +32,7 @@ def summary_lines(session: FlopsSession) -> list[str]:
     """Return the report lines: the table (with ``--flops-report``), counts, hints, writes."""
     measurements = sorted(session.measurements, key=lambda m: (m.nodeid, m.key))
     if not measurements and not session.results:
-        return []
+        return [session.json_error] if session.json_error else []
     options = session.options
     lines: list[str] = []
     if options.report and measurements:
@@ -75,7 +75,11 @@ def summary_lines(session: FlopsSession) -> list[str]:
             if keys
         ]
         note = " (the unreadable file was replaced)" if result.replaced_unreadable else ""
-        lines.append(f"baseline {result.path}: {', '.join(parts) or 'rewritten'}{note}")
+        if parts or result.replaced_unreadable or not result.over_budget:
+            lines.append(f"baseline {result.path}: {', '.join(parts) or 'rewritten'}{note}")
+        if result.over_budget:
+            lines.append(f"baseline {result.path}: not updated for {', '.join(result.over_budget)}: "
+                         "over budget (raise the budget first if the increase is intended)")
     if options.update:
         if not session.results:
             lines.append("baselines are up to date")
@@ -84,6 +88,8 @@ def summary_lines(session: FlopsSession) -> list[str]:
                 f"unused baseline entries were kept: the run was narrowed ({session.narrowed}); "
                 "run the whole suite with --flops-update to prune them"
             )
+    if session.json_error:
+        lines.append(session.json_error)
     return lines
 
 
