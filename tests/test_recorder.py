@@ -299,3 +299,41 @@ def test_leaf_modules_must_name_modules() -> None:
         fxflops.count(model, meta(1, 4), leaf_modules=[int])
     # a real submodule name is fine: 2 * 1 * 4 * 4 = 32
     assert fxflops.count(model, meta(1, 4), leaf_modules=["0"]).total == 32
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run"])
+def test_weight_norm_reparametrization_is_counted_once_per_forward(trace: str) -> None:
+    from torch.nn.utils.parametrizations import weight_norm
+
+    model = nn.Sequential(weight_norm(nn.Conv1d(4, 8, 3)), nn.ReLU())
+    x = torch.empty(1, 4, 16, device="meta")
+    # Conv1d(4, 8, 3) on 16 samples: 14 outputs x 8 channels, each 4 * 3 MACs: 2 * 112 * 12 = 2688
+    assert fxflops.count(model, x, trace=trace).total == 2688
+    # full: + bias 112 + ReLU 112 + weight_norm g * v / ||v||, 4 per weight element: 4 * (8 * 4 * 3) = 384
+    full = fxflops.count(model, x, trace=trace, convention="full")
+    assert full.total == 2688 + 112 + 112 + 384
+    assert full.by_op()["torch._weight_norm"] == 384
+    assert full.by_op()["torch.nn.Conv1d"] == 2800  # named by the layer it wraps, not ParametrizedConv1d
+
+
+class _AttrDict(dict):
+    """A config read by attribute, as diffusers' FrozenDict and many model configs are."""
+
+    def __getattr__(self, name: str) -> object:
+        return self[name]
+
+
+class _Configured(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = _AttrDict(hidden=8)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).view(-1, self.config.hidden)
+
+
+@pytest.mark.parametrize("trace", ["auto", "run", "export"])
+def test_dict_subclass_config_keeps_its_type_in_the_meta_clone(trace: str) -> None:
+    # Linear(8, 8) on 2 rows: 2 * 2 * 8 * 8 = 256
+    assert fxflops.count(_Configured(), torch.empty(2, 8), trace=trace).total == 256
