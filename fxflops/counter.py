@@ -30,6 +30,7 @@ from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, tensor_leaves, to_meta
 from fxflops.tracing import TracedModel
+from fxflops.traffic import traffic
 
 # Nodes that only move Python values around: never "uncounted", never shown in tables.
 _STRUCTURAL_OPS = frozenset({"placeholder", "output", "get_attr"})
@@ -306,6 +307,12 @@ class FlopCounter(fx.Interpreter):
                 cost = count_node(entry, ctx, backward=self.backward,
                                   where=lambda problem, hint: _node_error(n, problem, hint))
         category = entry.category if entry is not None else None
+        if structural:
+            read = written = 0
+            dtype = None
+        else:
+            read, written, dtype = traffic(n.target, (args, kwargs), output,
+                                           module if n.op == "call_module" else None)
         return NodeRecord(
             name=n.name,
             op=n.op,
@@ -320,6 +327,9 @@ class FlopCounter(fx.Interpreter):
             category=category if not structural else "zero",
             source=source_line(n),
             backward_flops=cost.backward,
+            bytes_read=read,
+            bytes_written=written,
+            dtype=dtype,
         )
 
 

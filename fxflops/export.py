@@ -34,6 +34,7 @@ from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, to_meta
 from fxflops.tracing import _is_tensor_input
+from fxflops.traffic import traffic
 
 _FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 _INTERNAL = re.compile(r"[/\\](torch|fxflops|transformers[/\\]utils)[/\\]|<")
@@ -203,7 +204,7 @@ def count_exported(
     evaluated from ``originals`` (:func:`module_tensors`) where they come from parameters or
     buffers; attention nodes whose mask cannot be evaluated go to ``unreadable_masks``.
     """
-    from fxflops.symbolic import dim_value
+    from fxflops.symbolic import dim_value, to_count
 
     symbols = symbols or {}
     if backward:
@@ -239,6 +240,9 @@ def count_exported(
                 return site_message(problem, node.format_node(), path, kind, _source(node), hint)
 
             cost = count_node(entry, ctx, backward=backward, symbols=symbols or None, where=where)
+        read, written, dtype = traffic(node.target, (args, kwargs), output)
+        if symbols:
+            read, written = to_count(read, symbols), to_count(written, symbols)
         records.append(
             NodeRecord(
                 name=node.name,
@@ -254,6 +258,9 @@ def count_exported(
                 category=entry.category if entry is not None else None,
                 source=_source(node),
                 backward_flops=cost.backward,
+                bytes_read=read,
+                bytes_written=written,
+                dtype=dtype,
             )
         )
     return records

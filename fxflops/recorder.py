@@ -53,6 +53,7 @@ from fxflops.node_count import ZERO_COUNT, NodeCount, count_node
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, meta_like, setattr_plain, tensor_leaves, to_meta
+from fxflops.traffic import traffic
 
 #: Module attributes that number a layer and do not change what it computes.
 INDEX_ATTRIBUTES = frozenset({"layer_idx", "layer_id", "layer_index", "layer_number", "layer_num", "block_idx",
@@ -265,12 +266,13 @@ class CallRecorder(TorchFunctionMode):
         if not input_shapes and entry is None:
             entry = _PYTHON_VALUE_RULE  # a factory or Python value with no rule of its own
         cost = self._count(entry, node, None, args, kwargs, out, module_path, module_type, source)
+        read, written, dtype = traffic(target, (args, kwargs), out)
         self.records.append(NodeRecord(
             name=node.name, op=op, target=f"Tensor.{target}" if op == "call_method" else describe_target(target),
             module=module_path, module_type=module_type, input_shapes=input_shapes,
             output_shapes=tuple(_shapes(out)), flops=cost.flops, macs=cost.macs,
             rule=entry.name if entry is not None else None, category=entry.category if entry is not None else None,
-            source=source, backward_flops=cost.backward))
+            source=source, backward_flops=cost.backward, bytes_read=read, bytes_written=written, dtype=dtype))
 
     def _count(self, entry: RuleEntry | None, node: RecordedNode, module: nn.Module | None, args: tuple[Any, ...],
                kwargs: dict[str, Any], out: Any, module_path: str, module_type: str, source: str | None) -> NodeCount:
@@ -393,11 +395,13 @@ class CallRecorder(TorchFunctionMode):
         cost = self._count(entry, node, original, args, kwargs, out, path, type_name, source)
         output_shapes = tuple(_shapes(out))
         self.module_outputs.setdefault(path, output_shapes)
+        read, written, dtype = traffic(type(module), (args, kwargs), out, module)
         self.records.append(NodeRecord(
             name=node.name, op="call_module", target=describe_target(type(module)), module=path,
             module_type=type_name, input_shapes=tuple(_shapes((args, kwargs))), output_shapes=output_shapes,
             flops=cost.flops, macs=cost.macs, rule=entry.name if entry is not None else None,
-            category=entry.category if entry is not None else None, source=source, backward_flops=cost.backward))
+            category=entry.category if entry is not None else None, source=source, backward_flops=cost.backward,
+            bytes_read=read, bytes_written=written, dtype=dtype))
         return out
 
     def _record_parametrizations(self, module: nn.Module, path: str, type_name: str) -> None:

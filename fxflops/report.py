@@ -34,6 +34,9 @@ class NodeRecord:
         category: the rule's category (``matmul``, ``norm``, ``zero``, ...), ``None`` without rule.
         source: ``file:line`` of the user code that created the node, when known.
         backward_flops: FLOPs of this node's backward pass (``count(backward=True)``), else 0.
+        bytes_read: bytes the node reads from memory (forward; :mod:`fxflops.traffic`).
+        bytes_written: bytes the node writes to memory (forward).
+        dtype: the dtype it computes in (``"bfloat16"``), for picking a peak; ``None`` without tensors.
     """
 
     name: str
@@ -49,11 +52,19 @@ class NodeRecord:
     category: str | None
     source: str | None = None
     backward_flops: Any = 0
+    bytes_read: Any = 0
+    bytes_written: Any = 0
+    dtype: str | None = None
 
     @property
     def total_flops(self) -> Any:
         """Forward plus backward FLOPs of this node (backward is 0 unless counted)."""
         return self.flops + self.backward_flops
+
+    @property
+    def bytes(self) -> Any:
+        """Bytes read plus bytes written (forward)."""
+        return self.bytes_read + self.bytes_written
 
     @property
     def counted(self) -> bool:
@@ -141,6 +152,7 @@ class FlopReport:
         nodes = [
             replace(record, flops=evaluate(record.flops, sizes), macs=evaluate(record.macs, sizes),
                     backward_flops=evaluate(record.backward_flops, sizes),
+                    bytes_read=evaluate(record.bytes_read, sizes), bytes_written=evaluate(record.bytes_written, sizes),
                     input_shapes=tuple(shape(s) for s in record.input_shapes),
                     output_shapes=tuple(shape(s) for s in record.output_shapes))
             for record in self.nodes
@@ -155,6 +167,41 @@ class FlopReport:
         return sum((record.macs for record in self.nodes), 0)
 
     @property
+    def bytes(self) -> Any:
+        """Bytes the forward pass moves, read plus written: an upper bound of memory traffic (no
+        cache, no fusion; see :mod:`fxflops.traffic` and docs/conventions.md)."""
+        return self.bytes_read + self.bytes_written
+
+    @property
+    def bytes_read(self) -> Any:
+        """Bytes the forward pass reads (weights, inputs, activations)."""
+        return sum((record.bytes_read for record in self.nodes), 0)
+
+    @property
+    def bytes_written(self) -> Any:
+        """Bytes the forward pass writes (activations, outputs, cache updates)."""
+        return sum((record.bytes_written for record in self.nodes), 0)
+
+    def bytes_by_module(self, depth: int | None = None) -> dict[str, int]:
+        """Qualified module name -> inclusive bytes moved, as :meth:`by_module` for FLOPs."""
+        return self._inclusive(lambda record: record.bytes, depth)
+
+    def intensity(self, depth: int | None = None) -> dict[str, float]:
+        """Arithmetic intensity, forward FLOPs per byte moved, of each module (``""``: the model);
+        a module that moves no bytes is left out."""
+        flops = self._inclusive(lambda record: record.flops, depth)
+        moved = self.bytes_by_module(depth)
+        return {name: flops[name] / moved[name] for name in moved if moved[name]}
+
+    def roofline(self, accelerator: Any, dtype: str | None = None) -> Any:
+        """Time on ``accelerator`` by the roofline model: per node ``max(FLOPs / dense peak of its
+        dtype, bytes / HBM bandwidth)``; see :class:`fxflops.roofline.Roofline`. ``dtype``
+        (``"bf16"``) picks the peak for every node instead of each node's own dtype."""
+        from fxflops.roofline import roofline
+
+        return roofline(self, accelerator, dtype=dtype)
+
+    @property
     def uncounted(self) -> list[NodeRecord]:
         """Records of the nodes that had no rule: their cost is unknown, not zero."""
         return [record for record in self.nodes if not record.counted]
@@ -165,14 +212,19 @@ class FlopReport:
         ``depth`` keeps modules at most that many levels below the root (``depth=1``: the root and
         its children). Modules that took part but cost 0 are listed with 0.
         """
-        totals: dict[str, int] = defaultdict(int)
+        return self._inclusive(lambda record: record.total_flops, depth)
+
+    def _inclusive(self, value: Any, depth: int | None) -> dict[str, Any]:
+        """Qualified module name -> the sum of ``value(record)`` over the module and its descendants."""
+        totals: dict[str, Any] = defaultdict(int)
         totals[""] = 0
         for record in self.nodes:
             parts = record.module.split(".") if record.module else []
+            amount = value(record)
             for level in range(len(parts) + 1):
                 if depth is not None and level > depth:
                     break
-                totals[".".join(parts[:level])] += record.total_flops
+                totals[".".join(parts[:level])] += amount
         return dict(sorted(totals.items(), key=lambda item: _module_sort_key(item[0])))
 
     def by_op(self) -> dict[str, int]:
@@ -249,8 +301,10 @@ class FlopReport:
             "ops": {k: _jsonable(v) for k, v in self.by_op().items()},
             "categories": {k: _jsonable(v) for k, v in self.by_category().items()},
             "uncounted": [record.name for record in self.uncounted],
+            "bytes": _jsonable(self.bytes),
             "nodes": [{**asdict(record), "flops": _jsonable(record.flops), "macs": _jsonable(record.macs),
-                       "backward_flops": _jsonable(record.backward_flops)}
+                       "backward_flops": _jsonable(record.backward_flops),
+                       "bytes_read": _jsonable(record.bytes_read), "bytes_written": _jsonable(record.bytes_written)}
                       for record in self.nodes],
         }
 
@@ -280,6 +334,8 @@ class FlopReport:
                     "flops": _parse(record["flops"]),
                     "macs": _parse(record["macs"]),
                     "backward_flops": _parse(record.get("backward_flops", 0)),
+                    "bytes_read": _parse(record.get("bytes_read", 0)),
+                    "bytes_written": _parse(record.get("bytes_written", 0)),
                     "input_shapes": tuple(tuple(s) for s in record["input_shapes"]),
                     "output_shapes": tuple(tuple(s) for s in record["output_shapes"]),
                 }

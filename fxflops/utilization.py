@@ -29,6 +29,7 @@ PEAK_FLOPS: dict[str, Peak] = {
     "h100-sxm": Peak(989.4e12, "bf16", "NVIDIA H100 Tensor Core GPU datasheet, SXM: BF16 1,979 TFLOPS with sparsity"),
     "h100-pcie": Peak(756e12, "bf16", "NVIDIA H100 Tensor Core GPU datasheet, PCIe: BF16 1,513 TFLOPS with sparsity"),
     "h200": Peak(989.4e12, "bf16", "NVIDIA H200 Tensor Core GPU datasheet, SXM: BF16 1,979 TFLOPS with sparsity"),
+    "b200": Peak(2250e12, "bf16", "NVIDIA B200 datasheet (HGX, 1000 W): BF16 2.25 PFLOPS dense"),
     "l4": Peak(121e12, "bf16", "NVIDIA L4 Tensor Core GPU datasheet: BF16 242 TFLOPS with sparsity"),
     "mi300x": Peak(1307.4e12, "bf16", "AMD Instinct MI300X datasheet: peak BF16 1307.4 TFLOPS (dense)"),
     "mi250x": Peak(383e12, "bf16", "AMD Instinct MI250X datasheet: peak BF16 383 TFLOPS"),
