@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="peak for --mfu: a name (a100, h100-sxm, mi300x, tpu-v5p, ...) or FLOP/s")
     count.add_argument("--per-call", type=_positive, default=None, metavar="N",
                        help="samples or tokens one counted call covers, for --mfu (default: the batch size)")
+    count.add_argument("--roofline", default=None, metavar="ACCELERATOR",
+                       help="add bytes moved, FLOPs/byte, roofline time and bound per module on ACCELERATOR "
+                            "(a100, h100, h200, b200, mi300x, tpu-v5e, ...)")
+    count.add_argument("--dtype", default=None, metavar="DTYPE",
+                       help="count the model and its floating inputs in DTYPE (bf16, fp16, fp32, ...): bytes and "
+                            "the roofline's peaks follow it")
     count.add_argument("--generate", default=None, metavar="P+N",
                        help="count generate(): a prefill of P prompt tokens, then N new tokens with a KV cache "
                             "(decoder-only language models), e.g. --generate 128+32")
@@ -324,12 +330,20 @@ def _count_generation(model: Any, prompt: int, new: int, args: argparse.Namespac
     ids = torch.empty((1, prompt), dtype=torch.long, device="meta")
     with _quiet(args.debug):
         report = count_generation(model, ids, new, convention=args.convention)
+    line = report.roofline(args.chip) if args.chip is not None else None
     if args.format == "json":
-        print(json.dumps({"spec": args.spec, "prompt_tokens": prompt, "new_tokens": new,
-                          "prefill": report.prefill.total, "steps": report.step_costs(), "total": report.total}))
+        data: dict[str, Any] = {"spec": args.spec, "prompt_tokens": prompt, "new_tokens": new,
+                                "prefill": report.prefill.total, "steps": report.step_costs(), "total": report.total}
+        if line is not None:
+            data["roofline"] = {"accelerator": args.chip.name, "prefill_seconds": line.prefill.total_seconds,
+                                "prefill_bound": line.prefill.bound, "step_seconds":
+                                [step.total_seconds for step in line.steps], "total_seconds": line.total_seconds}
+        print(json.dumps(data))
     else:
         print(f"{args.spec} ({type(model).__name__})")
         print(report.summary())
+        if line is not None:
+            print(line.summary())
     return EXIT_OK
 
 
@@ -353,6 +367,8 @@ def _count(args: argparse.Namespace) -> int:
         raise SpecError("--mfu needs the accelerator's peak", "add --accelerator NAME (e.g. a100) or FLOP/s")
     if args.accelerator is not None:
         args.accelerator_peak = _accelerator_peak(args.accelerator)
+    args.chip = _roofline_accelerator(args.roofline) if args.roofline else None
+    args.torch_dtype = _parse_dtype(args.dtype) if args.dtype else None
 
     from fxflops.api import count, uncounted_message
     from fxflops.convention import CONVENTIONS
@@ -363,6 +379,8 @@ def _count(args: argparse.Namespace) -> int:
     generate = _parse_generate(args.generate) if args.generate else None
     _load_rule_packs_loudly()
     built = build(spec, inputs, args.method, config=config)
+    if args.torch_dtype is not None:
+        _cast(built, args.torch_dtype)
     if generate is not None:
         return _count_generation(built.model, *generate, args)
     if args.input_grad:
@@ -391,6 +409,8 @@ def _count(args: argparse.Namespace) -> int:
         out = count_markdown(report, args.by or "module", args.depth, args.top)
     if args.mfu is not None:
         out = _with_mfu(out, report, built, args)
+    if args.chip is not None:
+        out = _with_roofline(out, report, args)
     sys.stdout.write(out)
 
     if report.uncounted:
@@ -416,6 +436,58 @@ def _load_rule_packs_loudly() -> None:
         load_rule_packs()
     for warning in caught:
         print(f"fxflops: warning: {warning.message}", file=sys.stderr)
+
+
+def _roofline_accelerator(name: str) -> Any:
+    from fxflops.roofline import ACCELERATORS, accelerator
+    from fxflops.specs import SpecError
+
+    try:
+        return accelerator(name)
+    except ValueError:
+        raise SpecError(f"unknown accelerator {name!r} for --roofline",
+                        f"use one of {', '.join(sorted(ACCELERATORS))} (h100 is h100-sxm)") from None
+
+
+def _parse_dtype(text: str) -> Any:
+    import torch
+
+    from fxflops.specs import DTYPES, SpecError
+
+    name = DTYPES.get(text.strip().lower())
+    if name is None or not getattr(torch, name).is_floating_point:
+        raise SpecError(f"--dtype {text!r} is not a floating-point dtype", "use bf16, fp16, fp32 or fp64")
+    return getattr(torch, name)
+
+
+def _cast(built: Any, dtype: Any) -> None:
+    """``--dtype``: the model's floating parameters and buffers, and its floating inputs, in ``dtype``."""
+    import torch
+
+    built.model = built.model.to(dtype)
+
+    def cast(value: Any) -> Any:
+        return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+    built.args = tuple(cast(value) for value in built.args)
+    built.kwargs = {key: cast(value) for key, value in built.kwargs.items()}
+
+
+def _with_roofline(out: str, report: Any, args: argparse.Namespace) -> str:
+    """Append (table, markdown) or add (json) the roofline of ``report`` on ``--roofline``."""
+    import json
+
+    from fxflops.output import roofline_table
+
+    line = report.roofline(args.chip)
+    if args.format == "json":
+        data = json.loads(out)
+        data["roofline"] = {"accelerator": args.chip.name, "seconds": line.total_seconds, "bound": line.bound,
+                            "compute_seconds": line.compute_seconds, "memory_seconds": line.memory_seconds,
+                            "bytes": report.bytes, "bytes_read": report.bytes_read,
+                            "bytes_written": report.bytes_written}
+        return json.dumps(data, indent=2) + "\n"
+    return out + "\n" + roofline_table(report, line, args.depth)
 
 
 def _accelerator_peak(text: str) -> float:

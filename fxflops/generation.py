@@ -95,6 +95,44 @@ class GenerationReport:
         lines.append(f"total:   {self.total:,} FLOPs")
         return "\n".join(lines)
 
+    def roofline(self, accelerator: Any, dtype: str | None = None) -> GenerationRoofline:
+        """The prefill and every decode step on ``accelerator``'s roofline
+        (:meth:`FlopReport.roofline`): the prefill is usually compute-bound, decode memory-bound."""
+        return GenerationRoofline(self.prefill.roofline(accelerator, dtype),
+                                  [step.roofline(accelerator, dtype) for step in self.steps])
+
+
+@dataclass
+class GenerationRoofline:
+    """Roofline times of a generation: the prefill, and one per decode step."""
+
+    prefill: Any
+    steps: list[Any] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.prefill.total_seconds + sum(step.total_seconds for step in self.steps)
+
+    @property
+    def seconds_per_token(self) -> float | None:
+        """Mean decode-step time (``None`` with no decode step)."""
+        return sum(step.total_seconds for step in self.steps) / len(self.steps) if self.steps else None
+
+    def summary(self) -> str:
+        """``prefill: 12.3 ms (compute-bound); decode: 4.52 ms per token (memory-bound); total ...``."""
+        from fxflops.roofline import format_seconds
+
+        name = self.prefill.accelerator.name
+        lines = [f"prefill: {format_seconds(self.prefill.total_seconds)} on {name} ({self.prefill.bound}-bound)"]
+        per_token = self.seconds_per_token
+        if per_token is not None:
+            bounds = {step.bound for step in self.steps}
+            bound = bounds.pop() if len(bounds) == 1 else "mixed"
+            lines.append(f"decode:  {format_seconds(per_token)} per token on {name} ({bound}-bound, mean of "
+                         f"{len(self.steps)} steps)")
+        lines.append(f"total:   {format_seconds(self.total_seconds)} (roofline estimate, not validated on a GPU)")
+        return "\n".join(lines)
+
 
 def count_generation(
     model: nn.Module,

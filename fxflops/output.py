@@ -92,19 +92,20 @@ _MODULE_ALIGN = ("left", "left", "left", "right", "right", "right", "right")
 _OP_ALIGN = ("left", "right", "right", "right")
 
 
-def _tabulate_indented(rows: list[list[Any]], headers: list[str]) -> str:
+def _tabulate_indented(rows: list[list[Any]], headers: list[str],
+                       align: tuple[str, ...] = _MODULE_ALIGN) -> str:
     """tabulate, keeping the leading spaces that indent the module tree.
 
     tabulate >= 0.10 takes ``preserve_whitespace=``; older versions only read the module global,
     which is set for this call and restored.
     """
     if "preserve_whitespace" in inspect.signature(_tabulate.tabulate).parameters:
-        return str(_tabulate.tabulate(rows, headers=headers, disable_numparse=True, colalign=_MODULE_ALIGN,
+        return str(_tabulate.tabulate(rows, headers=headers, disable_numparse=True, colalign=align,
                                       preserve_whitespace=True))
     saved = _tabulate.PRESERVE_WHITESPACE
     _tabulate.PRESERVE_WHITESPACE = True
     try:
-        return str(_tabulate.tabulate(rows, headers=headers, disable_numparse=True, colalign=_MODULE_ALIGN))
+        return str(_tabulate.tabulate(rows, headers=headers, disable_numparse=True, colalign=align))
     finally:
         _tabulate.PRESERVE_WHITESPACE = saved
 
@@ -314,3 +315,42 @@ def rules_output(rows: list[dict[str, str]], fmt: str) -> str:
     table = [[row[c] for c in RULE_COLUMNS] for row in rows]
     return str(_tabulate.tabulate(table, headers=list(RULE_COLUMNS), tablefmt=tablefmt,
                                   disable_numparse=True)) + "\n"
+
+
+ROOFLINE_HEADERS = ["module", "FLOPs", "bytes", "FLOPs/byte", "time", "bound"]
+_ROOFLINE_ALIGN = ("left", "right", "right", "right", "right", "left")
+
+
+def format_bytes(count: Any) -> str:
+    """``15.04 GB``: decimal prefixes, as bandwidths are quoted (3.35 TB/s)."""
+    if not isinstance(count, int):
+        return f"{count} B"
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.2f} {prefix}B"
+    return f"{count} B"
+
+
+def roofline_table(report: FlopReport, line: Any, depth: int | None) -> str:
+    """The module tree to ``depth`` with bytes moved, arithmetic intensity, roofline time and bound,
+    then the accelerator, the traffic convention and the one-line summary (``line`` is a
+    :class:`fxflops.roofline.Roofline` of ``report``)."""
+    from fxflops.roofline import format_seconds
+
+    flops = report.by_module(depth)
+    moved = report.bytes_by_module(depth)
+    seconds = line.by_module(depth)
+    bounds = line.bound_by_module(depth)
+    rows = []
+    for name in module_tree(report, depth):
+        label = "  " * (name.count(".") + 1) + name.rsplit(".", 1)[-1] if name else "(total)"
+        intensity = f"{flops[name] / moved[name]:.1f}" if moved.get(name) else "-"
+        rows.append([label, _human(flops[name]), format_bytes(moved.get(name, 0)), intensity,
+                     format_seconds(seconds.get(name, 0.0)), bounds.get(name, "-")])
+    chip = line.accelerator
+    peaks = ", ".join(f"{dtype} {peak / 1e12:g}" for dtype, peak in chip.peaks.items())
+    header = (f"roofline on {chip.name}: dense TFLOP/s {peaks}; HBM {chip.bandwidth / 1e12:g} TB/s\n"
+              "bytes: an upper bound of memory traffic (no cache, no fusion); time per node = "
+              "max(FLOPs / peak, bytes / bandwidth); not validated against a GPU")
+    table = _tabulate_indented(rows, ROOFLINE_HEADERS, _ROOFLINE_ALIGN)
+    return f"{header}\n\n{table}\n{line.summary()}\n"

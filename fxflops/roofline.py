@@ -205,7 +205,7 @@ def roofline(report: FlopReport, accel: str | Accelerator, dtype: str | None = N
 
 def format_seconds(seconds: float) -> str:
     """``4.52 ms``, ``310 us``, ``1.20 s``: three significant figures in a readable unit."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9), ("ps", 1e-12)):
+        if seconds >= scale or unit == "ps":
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds:g} s"

@@ -65,8 +65,8 @@ def _run(snippet: str) -> int:
 
 
 def test_the_readme_has_snippets() -> None:
-    # quick start, uncounted ops, Hugging Face, generation, formula, training, budgets, rules
-    assert len(SNIPPETS) == 8
+    # quick start, uncounted ops, Hugging Face, generation, formula, training, roofline, budgets, rules
+    assert len(SNIPPETS) == 9
 
 
 @pytest.mark.parametrize("index", range(len(LIBRARY_SNIPPETS)))

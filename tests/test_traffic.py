@@ -165,4 +165,36 @@ def test_accelerator_table_holds_the_published_bandwidths() -> None:
 
 
 def test_format_seconds() -> None:
-    assert [format_seconds(s) for s in (1.5, 0.00452, 3.1e-4, 2e-9)] == ["1.5 s", "4.52 ms", "310 us", "2 ns"]
+    assert [format_seconds(s) for s in (1.5, 0.00452, 3.1e-4, 2e-9, 5.73e-11)] == \
+        ["1.5 s", "4.52 ms", "310 us", "2 ns", "57.3 ps"]
+
+
+TINY = """
+import torch
+from torch import nn
+
+
+def tiny():
+    return nn.Linear(8, 4), torch.zeros(1, 8)
+"""
+
+
+def test_cli_roofline_in_bf16(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from fxflops.cli import main
+
+    path = tmp_path / "tiny.py"
+    path.write_text(TINY)
+    assert main(["count", f"{path}:tiny", "--roofline", "h100", "--dtype", "bf16", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)["roofline"]
+    # bf16: reads (8*4 weight + 4 bias + 8 input) * 2 = 88 bytes, writes 4 * 2 = 8 bytes
+    assert (data["bytes_read"], data["bytes_written"], data["bytes"]) == (88, 8, 96)
+    # 64 FLOPs / 989.4e12 = 6.5e-14 s < 96 bytes / 3.35e12 = 2.87e-11 s: memory-bound
+    assert data["bound"] == "memory" and data["seconds"] == pytest.approx(96 / 3.35e12)
+    assert main(["count", f"{path}:tiny", "--roofline", "h100"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # float32: (32 + 4 + 8) * 4 + 4 * 4 = 192 bytes, 64 / 192 = 0.3 FLOPs/byte, 192 / 3.35e12 = 57.3 ps;
+    # 64 FLOPs at H100's float32 67 TFLOP/s: 0.955 ps
+    assert any(line.split() == ["(total)", "64", "FLOPs", "192", "B", "0.3", "57.3", "ps", "memory"] for line in out)
+    assert out[-1] == "memory-bound: 57.3 ps per call on h100-sxm (FLOPs alone 0.955 ps, bytes alone 57.3 ps)"
