@@ -266,7 +266,7 @@ class CallRecorder(TorchFunctionMode):
         if not input_shapes and entry is None:
             entry = _PYTHON_VALUE_RULE  # a factory or Python value with no rule of its own
         cost = self._count(entry, node, None, args, kwargs, out, module_path, module_type, source)
-        read, written, dtype = traffic(target, (args, kwargs), out)
+        read, written, dtype = self._traffic(target, (args, kwargs), out)
         self.records.append(NodeRecord(
             name=node.name, op=op, target=f"Tensor.{target}" if op == "call_method" else describe_target(target),
             module=module_path, module_type=module_type, input_shapes=input_shapes,
@@ -288,6 +288,15 @@ class CallRecorder(TorchFunctionMode):
         self._suspended += 1
         try:
             return count_node(entry, ctx, backward=self.backward, where=where)
+        finally:
+            self._suspended -= 1
+
+    def _traffic(self, target: Any, args: Any, out: Any, module: nn.Module | None = None) -> tuple[Any, Any, Any]:
+        """Bytes moved (:func:`fxflops.traffic.traffic`), read with recording suspended: reading a
+        tensor's ``_base`` or strides is not the model's work."""
+        self._suspended += 1
+        try:
+            return traffic(target, args, out, module)
         finally:
             self._suspended -= 1
 
@@ -395,7 +404,7 @@ class CallRecorder(TorchFunctionMode):
         cost = self._count(entry, node, original, args, kwargs, out, path, type_name, source)
         output_shapes = tuple(_shapes(out))
         self.module_outputs.setdefault(path, output_shapes)
-        read, written, dtype = traffic(type(module), (args, kwargs), out, module)
+        read, written, dtype = self._traffic(type(module), (args, kwargs), out, module)
         self.records.append(NodeRecord(
             name=node.name, op="call_module", target=describe_target(type(module)), module=path,
             module_type=type_name, input_shapes=tuple(_shapes((args, kwargs))), output_shapes=output_shapes,

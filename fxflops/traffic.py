@@ -96,13 +96,14 @@ def _aliases(output: torch.Tensor, inputs: list[torch.Tensor]) -> bool:
     return False
 
 
-def node_traffic(key: str, inputs: Iterable[torch.Tensor], outputs: Iterable[torch.Tensor]) -> tuple[Any, Any]:
+def node_traffic(key: str, inputs: Iterable[torch.Tensor], outputs: Iterable[torch.Tensor],
+                 in_place: bool = False) -> tuple[Any, Any]:
     """``(bytes_read, bytes_written)`` of one node: ``key`` is :func:`op_key` of its target, ``inputs``
-    its tensor arguments (and a leaf module's parameters and buffers), ``outputs`` its tensor results.
-    See the module docstring for the convention."""
+    its tensor arguments (and a leaf module's parameters and buffers), ``outputs`` its tensor results;
+    ``in_place`` when the call writes its input (``F.relu(x, inplace=True)``). See the module docstring."""
     ins = _distinct(inputs)
     outs = _distinct(outputs)
-    in_place = key.endswith("_") or key in _INPLACE_OPERATORS or key == "setitem"
+    in_place = in_place or key.endswith("_") or key in _INPLACE_OPERATORS or key == "setitem"
     if key == "setitem":  # x[index] = value: reads the value (and index), writes as many elements
         values = ins[1:]
         moved = sum((tensor_bytes(t) for t in values), 0)
@@ -175,5 +176,7 @@ def traffic(target: Any, args: Any, output: Any, module: torch.nn.Module | None 
         inputs += leaf_tensors(module)
         target = type(module)
     outputs = tensors_in(output)
-    read, written = node_traffic(op_key(target), inputs, outputs)
+    kwargs = args[1] if isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], dict) else {}
+    in_place = kwargs.get("inplace") is True or (module is not None and getattr(module, "inplace", False) is True)
+    read, written = node_traffic(op_key(target), inputs, outputs, in_place)
     return read, written, compute_dtype(inputs, outputs)

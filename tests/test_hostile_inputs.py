@@ -117,8 +117,8 @@ API_ERRORS: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
      "MFU would be 2.051e+09%, above the accelerator's peak: check that the throughput counts the units one "
      "counted call covers (units_per_call) and the peak"),
     ("mfu-unknown-accelerator", lambda: mfu(_linear_report(), 1, "zz"), ValueError,
-     "unknown accelerator 'zz'; known: a100, h100-pcie, h100-sxm, h200, l4, mi250x, mi300x, tpu-v4, tpu-v5e, "
-     "tpu-v5p"),
+     "unknown accelerator 'zz'; known: a100, b200, h100-pcie, h100-sxm, h200, l4, mi250x, mi300x, tpu-v4, "
+     "tpu-v5e, tpu-v5p"),
     ("mfu-zero-peak", lambda: mfu(_linear_report(), 1, 0.0), ValueError,
      "peak FLOP/s must be a positive, finite number, got 0.0"),
 ]

@@ -71,3 +71,6 @@ def test_zoo_model_counts_the_same_when_run_with_and_without_block_reuse(zoo_mod
     assert reused.total == every.total == REFERENCE[zoo_model.key]
     assert [(r.name, r.target, r.module) for r in reused.uncounted] == []
     assert reused.by_module() == every.by_module()
+    assert reused.bytes_by_module() == every.bytes_by_module()  # a reused block moves its twin's bytes
+    # torch.fx (where it traces) and the run on meta tensors see the same traffic
+    assert fxflops.count(module, inputs, kwargs=kwargs, trace="auto").bytes == reused.bytes
