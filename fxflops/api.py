@@ -255,10 +255,28 @@ def _check_leaf_modules(model: nn.Module, leaf_modules: Sequence[type | str]) ->
 
 
 def module_parameters(model: nn.Module) -> dict[str, int]:
-    """Parameters of every module, submodules included, each tensor once per module."""
+    """Parameters of every module, submodules included, each tensor once per module (a module
+    reached twice is listed at its first path, as ``named_modules()`` does).
+
+    One bottom-up walk: ``module.parameters()`` per module walks every subtree again, which cost
+    more than counting a ViT's graph."""
     sizes: dict[str, int] = {}
-    for name, module in model.named_modules():
-        sizes[name] = sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+    subtree: dict[int, dict[int, int]] = {}
+
+    def visit(name: str, module: nn.Module) -> dict[int, int]:
+        known = subtree.get(id(module))
+        if known is not None:
+            return known
+        numels = {id(p): p.numel() for p in module._parameters.values() if p is not None}
+        sizes[name] = 0  # keeps named_modules()' order: a module before its children
+        for child_name, child in module._modules.items():
+            if child is not None:
+                numels.update(visit(f"{name}.{child_name}" if name else child_name, child))
+        sizes[name] = sum(numels.values())
+        subtree[id(module)] = numels
+        return numels
+
+    visit("", model)
     return sizes
 
 

@@ -30,7 +30,7 @@ from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
 from fxflops.shapes import meta_clone, tensor_leaves, to_meta
 from fxflops.tracing import TracedModel
-from fxflops.traffic import traffic
+from fxflops.traffic import traffic_of
 
 # Nodes that only move Python values around: never "uncounted", never shown in tables.
 _STRUCTURAL_OPS = frozenset({"placeholder", "output", "get_attr"})
@@ -292,8 +292,9 @@ class FlopCounter(fx.Interpreter):
         entry: RuleEntry | None = None
         module: nn.Module | None = None
         cost = ZERO_COUNT
-        input_shapes = tuple(_shapes((args, kwargs)))
-        output_shapes = tuple(_shapes(output))
+        in_leaves, out_leaves = tensor_leaves((args, kwargs)), tensor_leaves(output)
+        input_shapes = tuple(tuple(t.shape) for t in in_leaves)
+        output_shapes = tuple(tuple(t.shape) for t in out_leaves)
         structural = n.op in _STRUCTURAL_OPS or (n.op == "call_function" and builds_container(n.target))
         if structural:
             entry = None
@@ -311,8 +312,8 @@ class FlopCounter(fx.Interpreter):
             read = written = 0
             dtype = None
         else:
-            read, written, dtype = traffic(n.target, (args, kwargs), output,
-                                           module if n.op == "call_module" else None)
+            read, written, dtype = traffic_of(n.target, in_leaves, out_leaves, kwargs,
+                                              module if n.op == "call_module" else None)
         return NodeRecord(
             name=n.name,
             op=n.op,

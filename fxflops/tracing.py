@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import operator
 import os
 import sys
 from collections import OrderedDict
@@ -232,14 +233,15 @@ def _bind_inputs(
 
 
 @contextlib.contextmanager
-def hooks_set_aside(model: nn.Module) -> Iterator[None]:
+def hooks_set_aside(model: nn.Module, modules: Sequence[nn.Module] | None = None) -> Iterator[None]:
     """Empty every module's hook dicts while tracing, then restore the very same dict objects.
 
-    Restoring the same objects keeps the users' ``RemovableHandle``s valid.
+    Restoring the same objects keeps the users' ``RemovableHandle``s valid. ``modules`` is
+    ``list(model.modules())`` when the caller has it already.
     """
     saved: list[tuple[nn.Module, str, Any]] = []
     try:
-        for module in model.modules():
+        for module in modules if modules is not None else model.modules():
             attributes = vars(module)
             for key in _HOOK_ATTRIBUTES:
                 value = attributes.get(key)
@@ -287,11 +289,12 @@ def trace(
         return _root_as_leaf(model, inputs, kwargs)
     while True:
         before = _attribute_snapshot(model)
-        states = [(module, dict(vars(module))) for module in model.modules()]
+        modules = list(model.modules())
+        states = [(module, dict(vars(module))) for module in modules]
         tracer.failed_module, tracer.failure = None, None
         tracer.module_outputs = {}
         try:
-            with hooks_set_aside(model):
+            with hooks_set_aside(model, modules):
                 graph = tracer.trace(model, concrete_args=concrete or None)
             break
         except Exception as e:
@@ -340,6 +343,8 @@ def _restore_attributes(states: list[tuple[nn.Module, dict[str, Any]]]) -> None:
     += 1``, ``self.cache = x``): every attribute back to the object it was, new ones removed."""
     for module, saved in states:
         current = vars(module)
+        if current.keys() == saved.keys() and all(map(operator.is_, current.values(), saved.values())):
+            continue  # untouched, the usual case: checked in C
         for key in [k for k in current if k not in saved]:
             del current[key]
         for key, value in saved.items():

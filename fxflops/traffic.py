@@ -51,7 +51,21 @@ _INPLACE_OPERATORS = frozenset({"iadd", "isub", "imul", "itruediv", "ifloordiv",
                                 "ixor", "ilshift", "irshift", "imatmul"})
 
 
+_KEYS: dict[Any, str] = {}
+
+
 def op_key(target: Any) -> str:
+    """:func:`squeezed_name` of ``target``, cached (every node asks it)."""
+    try:
+        return _KEYS[target]
+    except KeyError:
+        key = _KEYS[target] = squeezed_name(target)
+        return key
+    except TypeError:  # an unhashable target
+        return squeezed_name(target)
+
+
+def squeezed_name(target: Any) -> str:
     """The squeezed lower-case name the tables above use: ``indexselect`` for ``torch.index_select``,
     ``aten.index_select.default`` and ``Tensor.index_select``; a module's class name for a module."""
     if isinstance(target, str):
@@ -73,6 +87,8 @@ def op_key(target: Any) -> str:
 def tensor_bytes(tensor: torch.Tensor) -> Any:
     """Bytes of memory ``tensor`` spans: stride-0 dimensions count once (an expanded tensor is read as
     the tensor it was expanded from). Sizes may be symbolic (SymInt) on the ``dynamic=`` path."""
+    if tensor.is_contiguous():  # the common case, and no stride 0 (outside size-1 dims)
+        return tensor.numel() * tensor.element_size()
     elements = math.prod(size for size, stride in zip(tensor.shape, tensor.stride(), strict=True) if stride != 0)
     return elements * tensor.element_size()
 
@@ -111,12 +127,11 @@ def node_traffic(key: str, inputs: Iterable[torch.Tensor], outputs: Iterable[tor
         return moved, written
     if not outs or key in _EMPTY:
         return 0, 0
-    if not in_place and all(_aliases(o, ins) for o in outs):
-        return 0, 0  # a view: nothing is read or written
-    if key in _ALIASING and all(_aliases(o, ins) for o in outs):
-        return 0, 0
-    written = sum((tensor_bytes(o) for o in outs if in_place or not _aliases(o, ins)), 0)
-    if key in _GATHERS and outs:
+    if (not in_place or key in _ALIASING) and all(_aliases(o, ins) for o in outs):
+        return 0, 0  # a view, or an alias (.contiguous() of a contiguous tensor, .detach_()): nothing moves
+    written = sum((tensor_bytes(o) for o in outs), 0) if in_place else \
+        sum((tensor_bytes(o) for o in outs if not _aliases(o, ins)), 0)
+    if key in _GATHERS:
         # The gathered elements (the output's size) come from the source; the index is read whole.
         # index_select, gather and getitem take the source first; F.embedding(input, weight) and
         # aten.embedding(weight, indices) differ, but the table is the floating one.
@@ -140,16 +155,20 @@ def _schema_kind(op: torch._ops.OpOverload) -> str | None:
 
 
 def leaf_tensors(module: torch.nn.Module) -> list[torch.Tensor]:
-    """Parameters and buffers a leaf module reads (its submodules' included)."""
-    return [*module.parameters(), *module.buffers()]
+    """Parameters and buffers a leaf module reads (its submodules' included). Walked directly:
+    ``module.parameters()`` costs more than the rest of counting the node."""
+    found = [t for t in (*module._parameters.values(), *module._buffers.values()) if t is not None]
+    for child in module._modules.values():
+        if child is not None:
+            found += leaf_tensors(child)
+    return found
 
 
 def tensors_in(value: Any) -> list[torch.Tensor]:
-    """The tensors inside ``value`` (nested lists, tuples and dicts; dataclass-like outputs by their
-    attributes are left out: only what torch's pytree sees)."""
-    from torch.utils._pytree import tree_leaves
+    """The tensors inside ``value`` (nested tuples, lists and dicts, and registered pytree nodes)."""
+    from fxflops.shapes import tensor_leaves
 
-    return [leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor)]
+    return tensor_leaves(value)
 
 
 def compute_dtype(inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> str | None:
@@ -167,16 +186,18 @@ def compute_dtype(inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> st
 def traffic(target: Any, args: Any, output: Any, module: torch.nn.Module | None = None) -> tuple[Any, Any, str | None]:
     """``(bytes_read, bytes_written, dtype)`` of a node calling ``target`` on ``args`` (its args and
     kwargs) and returning ``output``; ``module`` is the leaf module a ``call_module`` node runs."""
-    inputs = tensors_in(args)
-    if isinstance(target, torch._ops.OpOverload):
-        kind = _schema_kind(target)
-        if kind == "view":
-            return 0, 0, compute_dtype(inputs, tensors_in(output))
-    if module is not None:
-        inputs += leaf_tensors(module)
-        target = type(module)
-    outputs = tensors_in(output)
     kwargs = args[1] if isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], dict) else {}
+    return traffic_of(target, tensors_in(args), tensors_in(output), kwargs, module)
+
+
+def traffic_of(target: Any, inputs: list[torch.Tensor], outputs: list[torch.Tensor], kwargs: dict[str, Any],
+               module: torch.nn.Module | None = None) -> tuple[Any, Any, str | None]:
+    """:func:`traffic` from the tensors already found in the node's arguments and output."""
+    if isinstance(target, torch._ops.OpOverload) and _schema_kind(target) == "view":
+        return 0, 0, compute_dtype(inputs, outputs)
+    if module is not None:
+        inputs = inputs + leaf_tensors(module)
+        target = type(module)
     in_place = kwargs.get("inplace") is True or (module is not None and getattr(module, "inplace", False) is True)
     read, written = node_traffic(op_key(target), inputs, outputs, in_place)
     return read, written, compute_dtype(inputs, outputs)
