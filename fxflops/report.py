@@ -67,6 +67,11 @@ class NodeRecord:
         return self.bytes_read + self.bytes_written
 
     @property
+    def intensity(self) -> float | None:
+        """Arithmetic intensity, forward FLOPs per byte moved; ``None`` for a node that moves nothing."""
+        return self.flops / self.bytes if self.bytes else None
+
+    @property
     def counted(self) -> bool:
         """True when a rule matched this node (even if it costs 0)."""
         return self.rule is not None

@@ -124,6 +124,23 @@ API_ERRORS: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
 ]
 
 
+def _rule_returning(value: Any) -> Callable[[], Any]:
+    def half_gate(ctx: Any) -> Any:
+        return value
+
+    return lambda: fxflops.count(nn.Linear(2, 2), torch.empty(1, 2), rules={nn.Linear: half_gate})
+
+
+_RULE = f"{__name__}._rule_returning.<locals>.half_gate"  # the rule's importable name
+API_ERRORS += [
+    # "a float", "a bool", "a str": the article agrees with the type name
+    ("rule-returns-float", _rule_returning(1.5), fxflops.RuleError, f"the rule {_RULE} returned 1.5 (a float) as FLOPs"),
+    ("rule-returns-bool", _rule_returning(True), fxflops.RuleError, f"the rule {_RULE} returned True (a bool) as FLOPs"),
+    ("rule-returns-str", _rule_returning("x"), fxflops.RuleError, f"the rule {_RULE} returned 'x' (a str) as FLOPs"),
+    ("rule-returns-negative", _rule_returning(-5), fxflops.RuleError, f"the rule {_RULE} returned -5 FLOPs"),
+]
+
+
 @pytest.mark.parametrize(("call", "kind", "message"), [row[1:] for row in API_ERRORS],
                          ids=[row[0] for row in API_ERRORS])
 def test_api_mistake_gives_its_message(call: Callable[[], Any], kind: type[BaseException], message: str) -> None:
@@ -283,6 +300,13 @@ CLI_ERRORS: list[tuple[str, list[str], str]] = [
      "fxflops: error: the model's code called exit(3) while fxflops was building or counting it"),
     ("unknown-convention", ["count", "{tiny}:tiny", "--convention", "fulll"],
      "fxflops: error: unknown convention 'fulll'"),
+    # transformers keeps unknown keys as inert attributes: without the check this counts 12 layers
+    ("unknown-config-key", ["count", "hf:gpt2", "--config", "n_layerz=2"],
+     "fxflops: error: --config n_layerz: GPT2Config has no such field"),
+    ("roofline-unknown-accelerator", ["count", "{tiny}:tiny", "--roofline", "h900"],
+     "fxflops: error: unknown accelerator 'h900' for --roofline"),
+    ("dtype-not-floating", ["count", "{tiny}:tiny", "--dtype", "long"],
+     "fxflops: error: --dtype 'long' is not a floating-point dtype"),
 ]
 
 
@@ -295,7 +319,7 @@ def test_cli_mistake_exits_2_with_one_error_line(capsys: pytest.CaptureFixture[s
     assert [line for line in err if line.startswith("fxflops: error:")] == [first_line]
     assert len(err) <= 2 and all(line.startswith("hint: ") for line in err[1:])
     assert "Traceback" not in out + "\n".join(err)
-    if argv[-1] in ("zz", "-1", "2X8", "big", "1x8:float33", "12"):
+    if argv[-1] in ("zz", "-1", "2X8", "big", "1x8:float33", "12", "h900", "long"):
         # Option mistakes are found before the model is built.
         assert not (tiny_py.parent / "built").exists()
 
@@ -457,3 +481,24 @@ def test_fuzz_cli_count_never_tracebacks(capsys: pytest.CaptureFixture[str], tin
         assert "Traceback" not in out + "\n".join(err)
         if code == 2:
             assert len([line for line in err if line.startswith("fxflops: error:")]) == 1, err
+
+
+def test_plugin_docs_example_reports_every_baseline_increase(pytester: pytest.Pytester) -> None:
+    # The plugin guide's example suite, verbatim; then its hidden layer widened to 3200, as the
+    # guide tells: each fixture test fails with its own budget or baseline message, none of them
+    # hidden behind an assertion of its own.
+    guide = (Path(__file__).parent.parent / "docs" / "pytest-plugin.md").read_text()
+    suite = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makepyfile(test_mlp_flops=suite)
+    first = pytester.runpytest_subprocess(*PLUGINS_OFF, "--flops-update")
+    first.assert_outcomes(passed=3)
+    first.stdout.fnmatch_lines(["baseline __flops__/test_mlp_flops.json: 3 added"])
+    pytester.makepyfile(test_mlp_flops=suite.replace("hidden: int = 3072", "hidden: int = 3200"))
+    second = pytester.runpytest_subprocess(*PLUGINS_OFF)
+    # test_mlp_budget: 2 * 197 * 2 * 768 * 3200 = 1,936,588,800 > its baseline 1,859,125,248 (under 2 G);
+    # test_mlp_batches: batch 8 is 15,492,710,400 > 15 GFLOPs; test_mlp_assert_flops: under 2 G, passes
+    second.assert_outcomes(passed=1, failed=2)
+    text = second.stdout.str()
+    assert "entry 'test_mlp_budget': 1,859,125,248 -> 1,936,588,800 FLOPs" in text
+    assert "FLOP budget exceeded: measured 15.49 GFLOPs (15,492,710,400), budget 15 GFLOPs (+3.3%)" in text
+    assert "AssertionError" not in text

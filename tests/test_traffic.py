@@ -30,6 +30,8 @@ def test_linear_bf16_reads_its_weights_and_input_and_writes_its_output(trace: st
     # output 1x4096 in bf16: 8,192
     assert report.bytes_written == 2 * 4096 == 8_192
     assert [n.dtype for n in report.nodes if n.bytes] == ["bfloat16"]
+    # 2 * 4096 * 4096 = 33,554,432 FLOPs over 33,579,008 bytes: 0.9993 FLOPs/byte, memory-bound anywhere
+    assert [n.intensity for n in report.nodes if n.bytes] == [2 * 4096**2 / (33_570_816 + 8_192)]
 
 
 @pytest.mark.parametrize("trace", ENGINES)
