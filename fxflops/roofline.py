@@ -52,23 +52,26 @@ def _bf16(name: str) -> dict[str, float]:
 # Vendor datasheets, dense figures (NVIDIA prints sparse ones next to them: half of those). fp32 is
 # the non-tensor-core figure, which PyTorch's float32 matmuls use by default (TF32 is off).
 ACCELERATORS: dict[str, Accelerator] = {
-    "a100": Accelerator("a100", {**_bf16("a100"), "fp32": 19.5e12}, 2.039e12,
-                        "NVIDIA A100 Tensor Core GPU datasheet, 80GB SXM: BF16 312 TFLOPS, FP32 19.5 TFLOPS, "
+    "a100": Accelerator("a100", {**_bf16("a100"), "tf32": 156e12, "fp32": 19.5e12}, 2.039e12,
+                        "NVIDIA A100 Tensor Core GPU datasheet, 80GB SXM: BF16 312, TF32 156, FP32 19.5 TFLOPS, "
                         "HBM2e 2,039 GB/s"),
-    "h100-sxm": Accelerator("h100-sxm", {**_bf16("h100-sxm"), "fp8": 1978.9e12, "fp32": 67e12},
+    "h100-sxm": Accelerator("h100-sxm", {**_bf16("h100-sxm"), "fp8": 1978.9e12, "tf32": 494.7e12,
+                                                      "fp32": 67e12},
                             3.35e12, "NVIDIA H100 Tensor Core GPU datasheet, SXM: BF16 1,979 and FP8 3,958 TFLOPS "
-                            "with sparsity, FP32 67 TFLOPS, HBM3 3.35 TB/s"),
-    "h100-pcie": Accelerator("h100-pcie", {**_bf16("h100-pcie"), "fp8": 1513e12, "fp32": 51e12}, 2.0e12,
+                            "with sparsity, TF32 989 with sparsity, FP32 67 TFLOPS, HBM3 3.35 TB/s"),
+    "h100-pcie": Accelerator("h100-pcie", {**_bf16("h100-pcie"), "fp8": 1513e12, "tf32": 378e12,
+                                                        "fp32": 51e12}, 2.0e12,
                              "NVIDIA H100 Tensor Core GPU datasheet, PCIe: BF16 1,513 and FP8 3,026 TFLOPS with "
                              "sparsity, FP32 51 TFLOPS, HBM2e 2 TB/s"),
-    "h200": Accelerator("h200", {**_bf16("h200"), "fp8": 1978.9e12, "fp32": 67e12}, 4.8e12,
+    "h200": Accelerator("h200", {**_bf16("h200"), "fp8": 1978.9e12, "tf32": 494.7e12, "fp32": 67e12}, 4.8e12,
                         "NVIDIA H200 Tensor Core GPU datasheet, SXM: BF16 1,979 and FP8 3,958 TFLOPS with sparsity, "
                         "FP32 67 TFLOPS, HBM3e 4.8 TB/s"),
     "b200": Accelerator("b200", {**_bf16("b200"), "fp8": 4500e12}, 8.0e12,
                         "NVIDIA B200 datasheet (HGX, 1000 W): BF16 2.25 and FP8 4.5 PFLOPS dense, HBM3e 8 TB/s"),
-    "mi300x": Accelerator("mi300x", {**_bf16("mi300x"), "fp8": 2614.9e12, "fp32": 163.4e12},
-                          5.3e12, "AMD Instinct MI300X data sheet: BF16 1307.4, FP8 2614.9, FP32 163.4 TFLOPS "
-                          "dense, HBM3 5.3 TB/s"),
+    "mi300x": Accelerator("mi300x", {**_bf16("mi300x"), "fp8": 2614.9e12, "tf32": 653.7e12,
+                                                  "fp32": 163.4e12},
+                          5.3e12, "AMD Instinct MI300X data sheet: BF16 1307.4, FP8 2614.9, TF32 653.7, "
+                          "FP32 163.4 TFLOPS dense, HBM3 5.3 TB/s"),
     "tpu-v5e": Accelerator("tpu-v5e", {"bf16": PEAK_FLOPS["tpu-v5e"].flops}, 0.819e12,
                            "Google Cloud TPU v5e documentation: 197 TFLOPS BF16 per chip, HBM2 819 GB/s"),
 }
@@ -80,7 +83,8 @@ ALIASES = {"h100": "h100-sxm", "a100-80gb": "a100", "a100-sxm": "a100", "h200-sx
 _DTYPE_KEYS = {
     "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16", "fp16": "fp16",
     "float32": "fp32", "float": "fp32", "fp32": "fp32", "float64": "fp64", "double": "fp64",
-    "float8_e4m3fn": "fp8", "float8_e5m2": "fp8", "float8_e4m3fnuz": "fp8", "float8_e5m2fnuz": "fp8", "fp8": "fp8",
+    "tf32": "tf32", "float8_e4m3fn": "fp8", "float8_e5m2": "fp8", "float8_e4m3fnuz": "fp8",
+    "float8_e5m2fnuz": "fp8", "fp8": "fp8",
     "complex64": "fp32", "int64": "int", "int32": "int", "int16": "int", "int8": "int", "uint8": "int",
     "bool": "bool",
 }

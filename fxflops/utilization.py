@@ -39,11 +39,25 @@ PEAK_FLOPS: dict[str, Peak] = {
 }
 
 
-def peak_flops(peak: float | str) -> float:
-    """FLOP/s of ``peak``: a number, or an accelerator name from :data:`PEAK_FLOPS`."""
+def peak_flops(peak: float | str, dtype: str | None = None) -> float:
+    """Dense FLOP/s of ``peak``: a number, or an accelerator name from :data:`PEAK_FLOPS` (its bf16
+    peak), or with ``dtype`` (``"fp8"``, ``"tf32"``, ``"fp32"``...) that dtype's dense peak from
+    :data:`fxflops.roofline.ACCELERATORS`; a dtype with no published dense peak raises. Never a
+    "with sparsity" figure."""
     if isinstance(peak, str):
+        name = peak.strip().lower()
+        if dtype is not None:
+            from fxflops.roofline import ACCELERATORS, ALIASES
+
+            chip = ACCELERATORS.get(ALIASES.get(name, name))
+            if chip is not None:
+                return chip.peak(dtype)
+            if name in PEAK_FLOPS and dtype.lower() in ("bf16", "bfloat16"):
+                return PEAK_FLOPS[name].flops
+            if name in PEAK_FLOPS:
+                raise ValueError(f"fxflops' table has only the bf16 dense peak of {peak!r}, not {dtype!r}")
         try:
-            return PEAK_FLOPS[peak.lower()].flops
+            return PEAK_FLOPS[name].flops
         except KeyError:
             raise ValueError(f"unknown accelerator {peak!r}; known: {', '.join(sorted(PEAK_FLOPS))}") from None
     return positive_finite(peak, "peak FLOP/s")
@@ -59,8 +73,11 @@ def positive_finite(value: float, what: str) -> float:
 
 
 def mfu(report: FlopReport, tokens_or_samples_per_second: float, peak: float | str,
-        units_per_call: int = 1) -> float:
+        units_per_call: int = 1, dtype: str | None = None) -> float:
     """Achieved FLOP/s over peak: ``report.total / units_per_call * throughput / peak``.
+
+    ``dtype`` picks the accelerator's dense peak for that dtype (``"fp8"``: twice bf16 on H100);
+    by default the bf16 peak. An MFU above 1 is impossible and raises.
 
     >>> # resnet18 trained at 1,200 images/s on one A100: 10,884,440,064 FLOPs per image
     >>> round(10_884_440_064 * 1200 / 312e12, 4)
@@ -72,7 +89,7 @@ def mfu(report: FlopReport, tokens_or_samples_per_second: float, peak: float | s
     if isinstance(units_per_call, bool) or not isinstance(units_per_call, int) or units_per_call <= 0:
         raise ValueError(f"units_per_call must be a positive int, got {units_per_call!r}")
     throughput = positive_finite(tokens_or_samples_per_second, "throughput")
-    value = total / units_per_call * throughput / peak_flops(peak)
+    value = total / units_per_call * throughput / peak_flops(peak, dtype)
     if value > 1:
         # Above the peak is impossible: a wrong unit (tokens vs samples), per-call count or peak.
         raise ValueError(f"MFU would be {100 * value:.4g}%, above the accelerator's peak: check that the "

@@ -134,8 +134,10 @@ def _rule_returning(value: Any) -> Callable[[], Any]:
 _RULE = f"{__name__}._rule_returning.<locals>.half_gate"  # the rule's importable name
 API_ERRORS += [
     # "a float", "a bool", "a str": the article agrees with the type name
-    ("rule-returns-float", _rule_returning(1.5), fxflops.RuleError, f"the rule {_RULE} returned 1.5 (a float) as FLOPs"),
-    ("rule-returns-bool", _rule_returning(True), fxflops.RuleError, f"the rule {_RULE} returned True (a bool) as FLOPs"),
+    ("rule-returns-float", _rule_returning(1.5), fxflops.RuleError,
+     f"the rule {_RULE} returned 1.5 (a float) as FLOPs"),
+    ("rule-returns-bool", _rule_returning(True), fxflops.RuleError,
+     f"the rule {_RULE} returned True (a bool) as FLOPs"),
     ("rule-returns-str", _rule_returning("x"), fxflops.RuleError, f"the rule {_RULE} returned 'x' (a str) as FLOPs"),
     ("rule-returns-negative", _rule_returning(-5), fxflops.RuleError, f"the rule {_RULE} returned -5 FLOPs"),
 ]

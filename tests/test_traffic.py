@@ -200,3 +200,25 @@ def test_cli_roofline_in_bf16(tmp_path, capsys: pytest.CaptureFixture[str]) -> N
     # 64 FLOPs at H100's float32 67 TFLOP/s: 0.955 ps
     assert any(line.split() == ["(total)", "64", "FLOPs", "192", "B", "0.3", "57.3", "ps", "memory"] for line in out)
     assert out[-1] == "memory-bound: 57.3 ps per call on h100-sxm (FLOPs alone 0.955 ps, bytes alone 57.3 ps)"
+
+
+def test_peak_flops_by_dtype_are_dense() -> None:
+    from fxflops.utilization import peak_flops
+
+    # H100 SXM datasheet: FP8 3,958 and TF32 989 TFLOPS "with sparsity": dense is half
+    assert peak_flops("h100", "fp8") == 1978.9e12
+    assert peak_flops("h100-sxm", "tf32") == 494.7e12
+    assert peak_flops("h100-sxm") == peak_flops("h100-sxm", "bf16") == 989.4e12
+    assert peak_flops("a100", "fp32") == 19.5e12
+    with pytest.raises(ValueError, match=r"^no published dense fp8 peak for a100 in fxflops' table"):
+        peak_flops("a100", "fp8")
+    with pytest.raises(ValueError, match=r"^fxflops' table has only the bf16 dense peak of 'l4', not 'fp8'$"):
+        peak_flops("l4", "fp8")
+
+
+def test_mfu_takes_the_dtype_of_the_peak() -> None:
+    report = fxflops.count(nn.Linear(4096, 4096, bias=False, device="meta"), torch.empty(1, 4096, device="meta"))
+    # 2 * 4096^2 = 33,554,432 FLOPs per call at 1e6 calls/s = 3.36e13 FLOP/s:
+    # 3.39% of H100's bf16 989.4 TFLOP/s, 1.70% of its fp8 1978.9 TFLOP/s
+    assert fxflops.mfu(report, 1e6, "h100-sxm") == pytest.approx(33_554_432e6 / 989.4e12)
+    assert fxflops.mfu(report, 1e6, "h100-sxm", dtype="fp8") == pytest.approx(33_554_432e6 / 1978.9e12)
