@@ -59,7 +59,8 @@ def summary_lines(report: FlopReport, *, spec: str, inputs: str) -> list[str]:
     lines = [
         f"{spec} ({report.model})",
         f"total:   {total}",
-        f"params:  {_params(report.params)}",
+        f"params:  {_params(report.params)}" + (
+            f", active per token {_params(report.active_params)}" if report.active_params is not None else ""),
         f"inputs:  {inputs}",
         f"unit:    {report.convention_description or report.unit}",
     ]

@@ -105,6 +105,9 @@ class FlopReport:
     module_params: dict[str, int] = field(default_factory=dict)
     #: Qualified module name -> shapes of its output tensors at its first call.
     module_outputs: dict[str, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
+    #: Parameters one token uses in a mixture-of-experts model (``top_k/experts`` of the routed
+    #: experts' and all the others, :mod:`fxflops.params`); ``None`` for a model without routing.
+    active_params: int | None = None
 
     def __repr__(self) -> str:
         # Short on purpose: the nodes are in .nodes (a ViT-B-16 has thousands).
@@ -292,6 +295,7 @@ class FlopReport:
             "macs": _jsonable(self.macs),
             "symbols": self.symbols,
             "params": self.params,
+            "active_params": self.active_params,
             "unit": self.unit,
             "convention": self.convention,
             "convention_description": self.convention_description,
@@ -362,6 +366,7 @@ class FlopReport:
             module_types=dict(data.get("module_types", {})),
             module_params=dict(data.get("module_params", {})),
             module_outputs={k: tuple(tuple(s) for s in v) for k, v in data.get("module_outputs", {}).items()},
+            active_params=data.get("active_params"),
         )
 
     @classmethod

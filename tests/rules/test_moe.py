@@ -72,3 +72,32 @@ def test_by_role_separates_experts_attention_dense_and_the_lm_head() -> None:
     # attention 262,144 + 131,072 + 65,536; router (dense) 8,192; times 2 layers; lm_head 262,144
     assert report.by_role() == {"expert": 3_145_728, "attention": 917_504, "dense": 16_384, "lm_head": 262_144}
     assert sum(report.by_role().values()) == report.total == 4_341_760
+
+
+def test_mixtral_8x7b_total_and_active_parameters() -> None:
+    from fxflops.params import parameter_count
+
+    with torch.device("meta"):
+        model = transformers.MixtralForCausalLM(transformers.MixtralConfig())  # Mixtral 8x7B's shape
+    counted = parameter_count(model)
+    # experts: 32 layers * 8 experts * 3 matrices * 4096 * 14336 = 45,097,156,608
+    assert counted.expert == 32 * 8 * 3 * 4096 * 14336 == 45_097_156_608
+    # a token uses 2 of 8: active = 46,702,792,704 - 45,097,156,608 * 6/8 = 12,879,925,248
+    assert counted.total == 46_702_792_704
+    assert counted.active == 46_702_792_704 - 45_097_156_608 * 6 // 8 == 12_879_925_248
+    assert counted.describe() == "46.70 B (active 12.88 B per token: 2 of 8 experts)"
+
+
+def test_reports_state_active_parameters_of_moe_models_only() -> None:
+    moe = _build("mixtral")
+    ids = torch.zeros(1, 16, dtype=torch.long, device="meta")
+    report = fxflops.count(moe, ids)
+    expert = sum(p.numel() for name, p in moe.named_parameters() if ".experts." in name)
+    # 4 experts, top-2: half of the expert parameters are idle for a token
+    assert report.active_params == report.params - expert // 2
+    assert fxflops.FlopReport.from_json(report.to_json()).active_params == report.active_params
+    with torch.device("meta"):
+        dense = transformers.LlamaForCausalLM(transformers.LlamaConfig(**{
+            k: SMALL[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                  "num_attention_heads", "num_key_value_heads")}))
+    assert fxflops.count(dense, ids).active_params is None
