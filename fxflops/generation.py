@@ -12,13 +12,18 @@ the cache one call returns passed to the next:
 * each decode step feeds one token per sequence with the cache, ``use_cache=True``;
 * greedy decoding's argmax and the stopping checks are not model work (0 FLOPs, not counted).
 
-Decoder-only models are supported; encoder-decoder generation (an encoder pass, then decoder
-steps) is refused with a clear error for now.
+Encoder-decoder models (T5, BART, Marian...) are counted as ``generate()`` runs them: the prefill
+is the encoder over the prompt and the first decoder step on the decoder start token (its
+cross-attention keys and values go into the cache), then ``N - 1`` decoder steps of one token,
+each attending over its own growing self-attention cache and the fixed encoder output, with
+``encoder_outputs`` passed so the encoder is not run again. State-space models (Mamba) need no
+special case: their cache is a fixed-size state, so every decode step costs the same.
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +97,13 @@ class GenerationReport:
         if self.steps:
             lines.append(f"decode:  {self.decode:,} FLOPs ({self.steps[0].total:,} for the first step, "
                          f"{self.steps[-1].total:,} for the last)")
+            costs = self.step_costs()
+            growth = {b - a for a, b in itertools.pairwise(costs)}
+            if growth == {0}:
+                lines.append("cache:   every decode step costs the same (a fixed-size state, or a full window)")
+            elif len(growth) == 1:
+                lines.append(f"cache:   each decode step costs {growth.pop():,} FLOPs more than the one before "
+                             "(attention over one more cached token)")
         lines.append(f"total:   {self.total:,} FLOPs")
         return "\n".join(lines)
 
@@ -162,10 +174,7 @@ def count_generation(
         raise TypeError("input_ids must be a 2-D tensor of token ids, (batch, prompt length)")
     if not isinstance(new_tokens, int) or isinstance(new_tokens, bool) or new_tokens < 1:
         raise ValueError(f"new_tokens must be a positive int, got {new_tokens!r}")
-    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
-        raise NotImplementedError(
-            f"{type(model).__name__} is an encoder-decoder model: count_generation counts decoder-only "
-            "generation for now; count the encoder and one decoder step with fxflops.count")
+    encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
     with _COUNT_LOCK:
         registry = prepare_registry(rules)
         resolved = resolve_convention(convention)
@@ -174,8 +183,15 @@ def count_generation(
         takes = set(inspect.signature(model.forward).parameters)
         kwargs = dict(forward_kwargs)
         kwargs.setdefault("use_cache", True) if "use_cache" in takes else None
-        if "logits_to_keep" in takes:
+        if "logits_to_keep" in takes and not encoder_decoder:
             kwargs.setdefault("logits_to_keep", 1)
+        if encoder_decoder:
+            if "decoder_input_ids" not in takes:
+                raise NotImplementedError(f"{type(model).__name__}.forward takes no decoder_input_ids: its "
+                                          "generation cannot be counted step by step")
+            # generate() starts the decoder from one start token per sequence.
+            kwargs["decoder_input_ids"] = torch.empty((input_ids.shape[0], 1), dtype=input_ids.dtype,
+                                                      device="meta")
         recording = session.call((input_ids,), kwargs)
         name = type(model).__name__
         # transformers 5 names the cache argument "cache" ("past_key_values" before).
@@ -187,18 +203,37 @@ def count_generation(
                                 backward=False, trace="run",
                                 fallbacks={"": "generation is counted by running the model on meta tensors"})
 
-        result = GenerationReport(prefill=report(recording, f"prefill of {prompt} tokens"), prompt_tokens=prompt,
-                                  new_tokens=new_tokens)
+        label = (f"encoder over {prompt} tokens and the first decoder step" if encoder_decoder
+                 else f"prefill of {prompt} tokens")
+        result = GenerationReport(prefill=report(recording, label), prompt_tokens=prompt, new_tokens=new_tokens)
         cache = _cache_of(recording.output)
+        encoded = _encoder_output(recording.output) if encoder_decoder else None
         for step in range(1, new_tokens):
             if cache is None:
                 raise NotImplementedError(f"{name} returned no past_key_values: its decode steps cannot be counted "
                                           "with a KV cache (is use_cache supported?)")
             ids = torch.empty((batch, 1), dtype=input_ids.dtype, device="meta")
-            recording = session.call((ids,), {**kwargs, cache_name: cache})
-            result.steps.append(report(recording, f"decode step {step}, {prompt + step} tokens in context"))
+            if encoder_decoder:
+                step_kwargs = {**kwargs, "decoder_input_ids": ids, "encoder_outputs": encoded, cache_name: cache}
+                recording = session.call((), step_kwargs)
+                context = f"{step + 1} decoder tokens in context, cross-attending {prompt}"
+            else:
+                recording = session.call((ids,), {**kwargs, cache_name: cache})
+                context = f"{prompt + step} tokens in context"
+            result.steps.append(report(recording, f"decode step {step}, {context}"))
             cache = _cache_of(recording.output) or cache
     return result
+
+
+def _encoder_output(output: Any) -> Any:
+    """``(encoder_last_hidden_state,)`` of an encoder-decoder forward's output, for the decoder steps'
+    ``encoder_outputs`` (as ``generate()`` keeps it)."""
+    hidden = output.get("encoder_last_hidden_state") if isinstance(output, dict) else \
+        getattr(output, "encoder_last_hidden_state", None)
+    if hidden is None:
+        raise NotImplementedError("the encoder-decoder forward returned no encoder_last_hidden_state: its decoder "
+                                  "steps cannot be counted without running the encoder again")
+    return (hidden,)
 
 
 def _cache_of(output: Any) -> Any:

@@ -67,3 +67,33 @@ def test_bad_arguments_are_refused() -> None:
         fxflops.count_generation(gpt2, meta(1, 4, dtype=torch.long), new_tokens=0)
     with pytest.raises(TypeError, match="2-D tensor of token ids"):
         fxflops.count_generation(gpt2, meta(4, dtype=torch.long), new_tokens=2)
+
+
+_SEQ2SEQ = {
+    "t5": {"num_layers": 2, "d_model": 64, "d_ff": 128, "num_heads": 4, "d_kv": 16, "vocab_size": 128},
+    "bart": {"encoder_layers": 2, "decoder_layers": 2, "d_model": 64, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128,
+             "encoder_attention_heads": 4, "decoder_attention_heads": 4, "vocab_size": 128,
+             "max_position_embeddings": 64},
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(_SEQ2SEQ))
+def test_encoder_decoder_generation_equals_flop_counter_mode_around_generate(model_type: str) -> None:
+    config = transformers.AutoConfig.for_model(model_type, **_SEQ2SEQ[model_type])
+    config.decoder_start_token_id, config.bos_token_id, config.pad_token_id, config.eos_token_id = 0, 0, 0, 1
+    torch.manual_seed(0)
+    model = transformers.AutoModelForSeq2SeqLM.from_config(config).eval()
+    ids = torch.randint(3, 128, (1, 12))
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH), torch.no_grad():
+        model.generate(ids, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    report = fxflops.count_generation(model, meta(1, 12, dtype=torch.long), new_tokens=5)
+    assert report.total == counter.get_total_flops()
+    # Per decoder layer, one token, c decoder tokens in context, P = 12 encoder tokens, d = 64:
+    #   self-attention projections 4 * 2*64*64 = 32,768; scores and values 2 * 2*64*c = 256c;
+    #   cross-attention q and o 2 * 2*64*64 = 16,384 (its k and v come from the cache); its scores and
+    #   values 2 * 2*64*12 = 3,072; feed-forward 2 * 2*64*128 = 32,768: 84,992 + 256c
+    # 2 layers and the LM head 2*64*128 = 16,384: a step costs 186,368 + 512c; steps have c = 2..5
+    assert report.step_costs() == [186_368 + 512 * c for c in (2, 3, 4, 5)] == [187_392, 187_904, 188_416, 188_928]
+    # prefill: the encoder, 2 * (4 * 2*12*64*64 + 2 * 2*12*12*64 + 2 * 2*12*64*128) = 1,646,592, then the first
+    # decoder step (c = 1) 186,880 and its cross-attention keys and values 2 * 2 * 2*12*64*64 = 393,216
+    assert report.prefill.total == 1_646_592 + 186_880 + 393_216 == 2_226_688
