@@ -50,9 +50,18 @@ def _billions(n: int) -> str:
     return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.2f} M"
 
 
+def _attribute(obj: object, name: str) -> object:
+    """``getattr(obj, name, None)`` for configs whose ``__getattr__`` raises something else than
+    ``AttributeError`` (a dict read by attribute raises ``KeyError``)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
 def _config_int(config: object, fields: tuple[str, ...]) -> int | None:
     for name in fields:
-        value = getattr(config, name, None)
+        value = _attribute(config, name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
@@ -69,8 +78,8 @@ def parameter_count(model: nn.Module) -> ParameterCount:
     for name, param in model.named_parameters():
         seen.setdefault(id(param), (name, param.numel()))
     total = sum(n for _, n in seen.values())
-    config = getattr(model, "config", None)
-    text = getattr(config, "text_config", None) or config
+    config = _attribute(model, "config")
+    text = _attribute(config, "text_config") or config
     experts = _config_int(text, _EXPERT_COUNT_FIELDS)
     top_k = _config_int(text, _TOP_K_FIELDS)
     if not experts or not top_k or top_k > experts:

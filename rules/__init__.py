@@ -14,12 +14,15 @@ Find a rule by its op's family:
   interpolation (0 FLOPs under the default convention)
 * ``zero``: views, reshapes, indexing, copies, casts, dropout, embedding lookups (0 by definition)
 * ``aten``: the same families at the aten level, for graphs captured by ``torch.export``
+* ``aten_twins``: every torch-level rule above on the aten operator of the same name, and on
+  in-place variants (``aten.type_as``, ``aten.multiply``, ``aten.round_``)
 """
 
 from __future__ import annotations
 
 from . import (
     aten,  # after the families whose rules it reuses
+    aten_twins,  # imports every family first: it mirrors their rules
     attention,
     by_convention,
     conv,
@@ -29,4 +32,4 @@ from . import (
     zero,
 )
 
-__all__ = ["aten", "attention", "by_convention", "conv", "linear", "moe", "recurrent", "zero"]
+__all__ = ["aten", "aten_twins", "attention", "by_convention", "conv", "linear", "moe", "recurrent", "zero"]

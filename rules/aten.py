@@ -237,4 +237,5 @@ zero(*_ops(
     "unique_consecutive", "lift", "lift_fresh", "zero_", "uniform_", "normal_", "random_", "broadcast_to",
     "meshgrid", "linspace", "logspace", "eye", "randperm", "multinomial", "_to_dense", "to_dense",
     "_make_dep_token", "_foreach_copy", "fill", "fill_", "masked_fill", "where", "tril_", "triu_",
+    "numpy_T", "real", "imag", "conj", "_conj", "resolve_conj", "resolve_neg",
 ))

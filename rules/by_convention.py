@@ -451,7 +451,7 @@ _ELEMENTWISE_FUNCTIONS = (
     torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge, torch.logical_and,
     torch.logical_or, torch.logical_not, torch.logical_xor, torch.isnan, torch.isinf,
     torch.isfinite, torch.nan_to_num, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
-    torch.hypot, torch.logit, torch.xlogy, torch.outer, torch.cross,
+    torch.hypot, torch.logit, torch.xlogy, torch.outer, torch.cross, torch.isin,
 )
 _ELEMENTWISE_METHODS = (
     "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "true_divide", "floor_divide",
@@ -464,7 +464,8 @@ _ELEMENTWISE_METHODS = (
     "__add__", "__radd__", "__iadd__", "__sub__", "__rsub__", "__isub__", "__mul__", "__rmul__",
     "__imul__", "__truediv__", "__rtruediv__", "__itruediv__", "__floordiv__", "__pow__",
     "__rpow__", "__neg__", "__and__", "__or__", "__xor__", "__invert__", "__lt__", "__le__",
-    "__gt__", "__ge__", "__eq__", "__ne__", "__mod__", "logit",
+    "__gt__", "__ge__", "__eq__", "__ne__", "__mod__", "logit", "__rdiv__", "__div__", "__rfloordiv__",
+    "__rmod__", "__ifloordiv__", "__ipow__", "__rand__", "__ror__", "__rxor__", "isin", "isfinite",
 )
 _register("elementwise", elementwise_flops, *_ELEMENTWISE_OPERATORS, *_ELEMENTWISE_FUNCTIONS,
           *_ELEMENTWISE_METHODS)
@@ -475,11 +476,11 @@ _REDUCTION_FUNCTIONS = (
     torch.var_mean, torch.norm, torch.logsumexp, torch.cumsum, torch.cumprod, torch.cummax,
     torch.cummin, torch.any, torch.all, torch.count_nonzero, torch.median, torch.nanmedian,
     torch.linalg.norm, torch.linalg.vector_norm, torch.linalg.matrix_norm, F.cosine_similarity,
-    F.pairwise_distance, torch.cdist, torch.dist, torch.trace, torch.diff,
+    F.pairwise_distance, torch.cdist, torch.dist, torch.trace, torch.diff, torch._is_all_true,
 )
 _REDUCTION_METHODS = (
     "sum", "mean", "nansum", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "std", "var",
-    "norm", "logsumexp", "cumsum", "cumprod", "any", "all", "count_nonzero", "median", "diff",
+    "norm", "logsumexp", "cumsum", "cumprod", "any", "all", "count_nonzero", "median", "diff", "_is_all_true",
 )
 _register("reduction", reduction_flops, *_REDUCTION_FUNCTIONS, *_REDUCTION_METHODS, nn.EmbeddingBag,
           F.embedding_bag, nn.CosineSimilarity, nn.PairwiseDistance)

@@ -30,6 +30,7 @@ def test_wheel_ships_rules_inside_fxflops(wheel: Path) -> None:
     assert rule_modules == [
         "fxflops/rules/__init__.py",
         "fxflops/rules/aten.py",
+        "fxflops/rules/aten_twins.py",
         "fxflops/rules/attention.py",
         "fxflops/rules/by_convention.py",
         "fxflops/rules/conv.py",

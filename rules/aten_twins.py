@@ -1,0 +1,88 @@
+"""aten twins of the torch-level rules: ``aten.type_as`` counts as ``Tensor.type_as``,
+``aten.multiply`` as ``torch.multiply``, ``aten.round_`` as ``torch.round``.
+
+torch.export records aten operators, not the torch functions and Tensor methods a model calls; an
+aten operator whose torch-level twin has a rule would otherwise be listed as uncounted (RoBERTa's
+``type_as``, Gemma's ``multiply``, the in-place ``floor_`` of a position computation). For every
+built-in torch-level rule (functions by ``__name__``, Tensor methods by name) this registers the
+same rule, with the same category, on the aten operator of that name and on its in-place variant
+(``name_``), on the in-place variant of every aten operator and Tensor method that has a rule, where torch has
+such an operator and no rule claims it yet. aten operators take the same arguments, in the same
+positions, as their torch-level twins (the premise of :mod:`fxflops.rules.aten`), and the
+elementwise, reduction and zero rules read only shapes. ``tests/rules/test_aten_twins.py`` walks
+the registry and fails on any twin left without a rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from fxflops.registry import DEFAULT_REGISTRY, RuleEntry, RuleRegistry
+
+# Every family first: their rules are what is mirrored.
+from . import aten as _aten  # noqa: F401
+from . import attention, by_convention, conv, linear, moe, recurrent, zero  # noqa: F401
+
+
+def torch_level_names(registry: RuleRegistry) -> dict[str, RuleEntry]:
+    """Name -> rule of every torch-level target of ``registry`` (functions, Tensor methods), first
+    registration first. Modules, aten operators and dunder names are left out."""
+    names: dict[str, RuleEntry] = {}
+    for key, entry in registry._entries.items():
+        if isinstance(key, tuple) and key[0] == "method":
+            name = key[1]
+        elif isinstance(key, (type, torch._ops.OpOverloadPacket, torch._ops.OpOverload)) or not callable(key):
+            continue
+        else:
+            name = getattr(key, "__name__", None)
+        if isinstance(name, str) and name and not name.startswith("__"):
+            names.setdefault(name, entry)
+    return names
+
+
+def twin_candidates(registry: RuleRegistry) -> dict[Any, RuleEntry]:
+    """aten operator packet -> the rule it should share, for every twin ``registry`` has no rule for."""
+    aten = torch.ops.aten
+    wanted: dict[Any, RuleEntry] = {}
+
+    def want(name: str, entry: RuleEntry) -> None:
+        op = getattr(aten, name, None)
+        if isinstance(op, torch._ops.OpOverloadPacket) and registry.lookup_function(op) is None:
+            wanted.setdefault(op, entry)
+
+    for name, entry in torch_level_names(registry).items():
+        want(name, entry)
+        want(name if name.endswith("_") else name + "_", entry)
+    for key, entry in list(registry._entries.items()):
+        if isinstance(key, torch._ops.OpOverloadPacket) and not key.__name__.endswith("_"):
+            want(key.__name__ + "_", entry)
+    return wanted
+
+
+def in_place_method_candidates(registry: RuleRegistry) -> dict[str, RuleEntry]:
+    """In-place Tensor method -> the rule of its out-of-place form, for every ``name_`` torch has
+    (``x.floor_()``, ``x.clamp_min_(0)``) that ``registry`` has no rule for."""
+    wanted: dict[str, RuleEntry] = {}
+    for key, entry in list(registry._entries.items()):
+        if isinstance(key, tuple) and key[0] == "method" and not key[1].endswith("_") and \
+                not key[1].startswith("__") and hasattr(torch.Tensor, key[1] + "_") and \
+                registry.lookup_method(key[1] + "_") is None:
+            wanted[key[1] + "_"] = entry
+    return wanted
+
+
+def register_twins(registry: RuleRegistry = DEFAULT_REGISTRY) -> int:
+    """Register every missing in-place method and aten twin in ``registry``; return how many."""
+    methods = in_place_method_candidates(registry)
+    for name, entry in methods.items():
+        registry.add(name, entry.rule, category=entry.category)  # a str names a Tensor method
+    wanted = twin_candidates(registry)
+    for op, entry in wanted.items():
+        # No output function: an aten operator's own meta kernel gives its output.
+        registry.add(op, entry.rule, category=entry.category)
+    return len(methods) + len(wanted)
+
+
+register_twins()
