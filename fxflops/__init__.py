@@ -41,6 +41,8 @@ _EXPORTS = {
     "assert_flops": "fxflops.budget",
     "crosscheck": "fxflops.crosscheck",
     "mfu": "fxflops.utilization",
+    "peak_flops": "fxflops.utilization",
+    "compare_formulas": "fxflops.formulas",
     "PEAK_FLOPS": "fxflops.utilization",
     "Crosscheck": "fxflops.crosscheck",
     "format_flops": "fxflops.units",
@@ -79,8 +81,9 @@ if TYPE_CHECKING:
         TraceError,
         UncountedOpError,
     )
+    from fxflops.formulas import compare_formulas
     from fxflops.generation import GenerationReport, count_generation
     from fxflops.registry import DEFAULT_REGISTRY, RuleEntry, RuleRegistry, rule, rule_of, zero
     from fxflops.report import FlopReport, NodeRecord
     from fxflops.units import FlopValueError, format_flops, parse_flops
-    from fxflops.utilization import PEAK_FLOPS, mfu
+    from fxflops.utilization import PEAK_FLOPS, mfu, peak_flops

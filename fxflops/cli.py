@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--dtype", default=None, metavar="DTYPE",
                        help="count the model and its floating inputs in DTYPE (bf16, fp16, fp32, ...): bytes and "
                             "the roofline's peaks follow it")
+    count.add_argument("--formulas", action="store_true",
+                       help="print Kaplan, Chinchilla, PaLM/torchtitan and Megatron's estimates next to the exact "
+                            "count, with the difference by term (Hugging Face language models)")
     count.add_argument("--generate", default=None, metavar="P+N",
                        help="count generate(): a prefill of P prompt tokens, then N new tokens with a KV cache "
                             "(decoder-only language models), e.g. --generate 128+32")
@@ -411,6 +414,8 @@ def _count(args: argparse.Namespace) -> int:
         out = _with_mfu(out, report, built, args)
     if args.chip is not None:
         out = _with_roofline(out, report, args)
+    if args.formulas:
+        out = _with_formulas(out, report, built.model)
     sys.stdout.write(out)
 
     if report.uncounted:
@@ -436,6 +441,21 @@ def _load_rule_packs_loudly() -> None:
         load_rule_packs()
     for warning in caught:
         print(f"fxflops: warning: {warning.message}", file=sys.stderr)
+
+
+def _with_formulas(out: str, report: Any, model: Any) -> str:
+    from fxflops.formulas import compare_formulas
+    from fxflops.specs import SpecError
+
+    config = getattr(model, "config", None)
+    if config is None:
+        raise SpecError("--formulas needs a Hugging Face model (its config holds the sizes the formulas read)",
+                        "use an hf: SPEC, or call fxflops.compare_formulas(report, config) with a config")
+    try:
+        comparison = compare_formulas(report, config)
+    except ValueError as e:
+        raise SpecError(f"--formulas: {e}", "count one sequence of token ids, e.g. --input 1x1024:long") from None
+    return out + "\n" + comparison.table()
 
 
 def _roofline_accelerator(name: str) -> Any:

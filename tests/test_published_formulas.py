@@ -76,3 +76,33 @@ def test_causal_exact_drops_exactly_the_masked_half(llama3_8b: torch.nn.Module) 
     masked = 32 * 32 * 2 * 2 * 128 * (tokens**2 - tokens * (tokens + 1) // 2)
     assert masked == 17_590_038_560_768
     assert dense - exact == masked
+
+
+def test_compare_formulas_explains_each_difference_by_term(gpt2: torch.nn.Module) -> None:
+    report = fxflops.count(gpt2, torch.zeros(1, 1024, dtype=torch.long, device="meta"))
+    comparison = fxflops.compare_formulas(report, gpt2.config)
+    # exact: weights 2*T*(12 layers * 7,077,888 matrix weights) = 173,946,175,488; attention 4*L*T^2*d
+    # = 38,654,705,664; LM head 2*T*d*V = 79,047,426,048
+    assert comparison.exact == {"weights": 173_946_175_488, "attention": 38_654_705_664,
+                                "lm_head": 79_047_426_048, "other": 0}
+    differences = {e.name.split(" ")[0]: {k: v for k, v in e.difference.items() if v} for e in comparison.estimates}
+    # Megatron's formula is this model's exact count
+    assert differences["Megatron"] == {}
+    # Kaplan: N holds the 121,344 bias and norm weights (12 * 9,984 + 1,536): 2*T*121,344 = 248,512,512
+    # more; attention at 2*L*T*d_attn per token is half the exact 38,654,705,664; the tied head is not in N
+    assert differences["Kaplan"] == {"weights": 2 * 1024 * 121_344, "attention": -19_327_352_832,
+                                     "lm_head": -79_047_426_048}
+    # PaLM / torchtitan: N also holds the 786,432 position embeddings: 2*T*(121,344 + 786,432)
+    assert differences["PaLM"] == {"weights": 2 * 1024 * 907_776, "lm_head": -79_047_426_048}
+    # Chinchilla: the input embedding as a matmul 2*T*V*d = 79,047,426,048, and the softmax
+    # 3*H*T^2*L = 452,984,832
+    assert differences["Chinchilla"] == {"other": 79_047_426_048 + 452_984_832}
+    assert "Megatron (24 T d^2 + 4 T^2 d per layer, + 2 T d V)  291,648,307,200      +0.00%  -" in comparison.table()
+
+
+def test_compare_formulas_for_training_are_three_forwards(llama3_8b: torch.nn.Module) -> None:
+    report = fxflops.count(llama3_8b, torch.zeros(1, 8192, dtype=torch.long, device="meta"), backward=True)
+    palm = next(e for e in fxflops.compare_formulas(report, llama3_8b.config).estimates if e.name.startswith("PaLM"))
+    # 6N + 12LHQT: only the 6 FLOPs per norm weight per token differ (see the test above)
+    assert palm.total == 474_435_173_744_640
+    assert {k: v for k, v in palm.difference.items() if v} == {"weights": 13_086_228_480}
