@@ -209,6 +209,31 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     zoo.set_defaults(handler=_zoo)
 
+    diff = commands.add_parser(
+        "diff", help="compare the FLOPs of two models, or of one model at two configs or inputs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Count two SPECs and print both totals, the difference, and the modules and ops whose "
+                    "FLOPs changed. --input and --config apply to both; --input-b and --config-b to B alone "
+                    "(and -a to A alone).",
+        epilog="examples:\n  fxflops diff hf:gpt2 hf:gpt2 --config-b n_layer=24\n"
+               "  fxflops diff torchvision:resnet18 torchvision:resnet34 --format markdown\n"
+               "  fxflops diff timm:vit_small_patch16_224 timm:vit_small_patch16_224 --input-b 2x3x224x224\n")
+    diff.add_argument("spec_a", metavar="SPEC_A", help=SPEC_HELP)
+    diff.add_argument("spec_b", metavar="SPEC_B", help="the second SPEC (may equal SPEC_A)")
+    for side in ("", "-a", "-b"):
+        who = {"": "both", "-a": "A", "-b": "B"}[side]
+        diff.add_argument(f"--input{side}", action="append", default=[], metavar="[NAME=]SHAPE[:DTYPE]",
+                          help=f"an input tensor for {who} (as for count)")
+        diff.add_argument(f"--config{side}", action="append", default=[], metavar="KEY=VALUE",
+                          help=f"a config override for {who} (hf: SPECs)")
+    diff.add_argument("--method", default="forward", metavar="NAME", help="the method to count (default: forward)")
+    diff.add_argument("--depth", type=_depth, default=2, metavar="N", help="module depth (default: 2)")
+    diff.add_argument("--convention", default="default", metavar="NAME", help="default or full (as for count)")
+    diff.add_argument("--format", "-f", choices=("table", "markdown"), default="table",
+                      help="table (default) or markdown (GitHub tables, for a pull-request comment)")
+    diff.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    diff.set_defaults(handler=_diff)
+
     rules = commands.add_parser(
         "rules", help="list the registered FLOP rules",
         description="List every registered FLOP rule: the target it counts, the rule, its category "
@@ -551,6 +576,38 @@ def _with_mfu(out: str, report: object, built: object, args: argparse.Namespace)
                        "accelerator": args.accelerator}
         return json.dumps(data, indent=2) + "\n"
     return out + line + "\n"
+
+
+# -- diff -----------------------------------------------------------------------------------------
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from fxflops.specs import SpecError, build, parse_config, parse_input, parse_spec
+
+    sides = []
+    for side in ("a", "b"):
+        spec = parse_spec(getattr(args, f"spec_{side}"))
+        inputs = [parse_input(text) for text in getattr(args, f"input_{side}") or args.input]
+        config = {**parse_config(args.config), **parse_config(getattr(args, f"config_{side}"))}
+        sides.append((spec, inputs, config))
+    from fxflops.api import count
+    from fxflops.convention import CONVENTIONS
+    from fxflops.diff import diff_text
+
+    if args.convention not in CONVENTIONS:
+        raise SpecError(f"unknown convention {args.convention!r}", f"use one of {', '.join(sorted(CONVENTIONS))}")
+    _load_rule_packs_loudly()
+    reports, labels = [], []
+    for (spec, inputs, config), side in zip(sides, ("a", "b"), strict=True):
+        built = build(spec, inputs, args.method, config=config)
+        with _quiet(args.debug):
+            reports.append(count(built.model, built.args, kwargs=built.kwargs, method=built.method,
+                                 convention=args.convention))
+        extras = [f"--config {key}={value}" for key, value in config.items()]
+        extras += [f"--input {text}" for text in getattr(args, f"input_{side}") or args.input]
+        labels.append(" ".join([spec.text, *extras]))
+    sys.stdout.write(diff_text(reports[0], reports[1], labels[0], labels[1], depth=args.depth, fmt=args.format))
+    return EXIT_OK
 
 
 # -- zoo ------------------------------------------------------------------------------------------
