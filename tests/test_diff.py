@@ -43,3 +43,17 @@ def test_diff_refuses_mistakes_before_building(capsys: pytest.CaptureFixture[str
     code, _, err = _run(capsys, "diff", "hf:gpt2", "resnet50")
     assert code == 2
     assert err.splitlines()[0] == "fxflops: error: SPEC 'resnet50' does not say where the model comes from"
+
+
+def test_diff_resnet18_and_resnet34(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torchvision")
+    code, out, _ = _run(capsys, "diff", "torchvision:resnet18", "torchvision:resnet34")
+    assert code == 0
+    assert out[:2] == ["A: torchvision:resnet18 (ResNet): 3.63 GFLOPs (3,628,146,688 FLOPs)",
+                       "B: torchvision:resnet34 (ResNet): 7.33 GFLOPs (7,327,522,816 FLOPs)"]
+    rows = {line.split()[0]: line.split()[1:] for line in out[4:] if line and not line.startswith("-")}
+    # layer1 gains a third basic block at 56x56x64: two 3x3 convs, 2 * 2 * 56*56 * 64*64*9 = 462,422,016
+    assert rows["layer1.2"] == ["-", "462,422,016", "+462,422,016", "new"]
+    # 3,699,376,128 = 462,422,016 * (1 + 2 + 4 + 1): resnet34 adds 1, 2, 4 and 1 blocks of that cost per stage
+    assert rows["(total)"] == ["3,628,146,688", "7,327,522,816", "+3,699,376,128", "+102.0%"]
+    assert 462_422_016 * 8 == 3_699_376_128
