@@ -502,5 +502,9 @@ def test_plugin_docs_example_reports_every_baseline_increase(pytester: pytest.Py
     second.assert_outcomes(passed=1, failed=2)
     text = second.stdout.str()
     assert "entry 'test_mlp_budget': 1,859,125,248 -> 1,936,588,800 FLOPs" in text
+    # ... and says where the FLOPs came from: each layer 2 * 197 * 768 * 3072 -> 2 * 197 * 768 * 3200
+    assert ("modules that changed vs baseline (depth 1):\n"
+            "  fc1: 929,562,624 -> 968,294,400 FLOPs (+4.2%)\n"
+            "  fc2: 929,562,624 -> 968,294,400 FLOPs (+4.2%)\n") in text
     assert "FLOP budget exceeded: measured 15.49 GFLOPs (15,492,710,400), budget 15 GFLOPs (+3.3%)" in text
     assert "AssertionError" not in text

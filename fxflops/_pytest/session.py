@@ -196,11 +196,11 @@ class FlopsSession:
         if m.total > old * (1 + rel):
             m.status = Status.INCREASED
             if not self.options.update:
-                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)))
+                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)), _modules_of(baseline, m.key))
         elif m.total < old:
             m.status = Status.IMPROVED
             if self.options.strict and not self.options.update and m.total < old * (1 - rel):
-                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)))
+                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)), _modules_of(baseline, m.key))
         else:
             m.status = Status.MATCHED
         return None
@@ -358,6 +358,12 @@ class FlopsSession:
             return str(path.relative_to(self.rootpath))
         except ValueError:
             return str(path)
+
+
+def _modules_of(baseline: Any, key: str) -> dict[str, int]:
+    """The ``by_module`` of baseline entry ``key`` (empty when absent or malformed)."""
+    modules = baseline.entries.get(key, {}).get("by_module", {})
+    return {str(k): int(v) for k, v in modules.items()} if isinstance(modules, dict) else {}
 
 
 def _narrowing_options(config: pytest.Config) -> str | None:
