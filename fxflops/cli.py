@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--dtype", default=None, metavar="DTYPE",
                        help="count the model and its floating inputs in DTYPE (bf16, fp16, fp32, ...): bytes and "
                             "the roofline's peaks follow it")
+    count.add_argument("--html", default=None, metavar="PATH",
+                       help="also write the report as one self-contained HTML page (a zoomable icicle of FLOPs "
+                            "by module, op and category tables)")
     count.add_argument("--formulas", action="store_true",
                        help="print Kaplan, Chinchilla, PaLM/torchtitan and Megatron's estimates next to the exact "
                             "count, with the difference by term (Hugging Face language models)")
@@ -441,6 +444,12 @@ def _count(args: argparse.Namespace) -> int:
         out = _with_roofline(out, report, args)
     if args.formulas:
         out = _with_formulas(out, report, built.model)
+    if args.html:
+        try:
+            report.to_html(args.html, title=spec.text)
+        except OSError as e:
+            raise SpecError(f"--html {args.html}: cannot write it ({e.strerror or e})",
+                            "give a path in a folder that exists and is writable") from None
     sys.stdout.write(out)
 
     if report.uncounted:

@@ -269,6 +269,25 @@ class FlopReport:
             totals[_role(record)] += record.total_flops
         return totals
 
+    def to_html(self, path: Any = None, title: str | None = None) -> str:
+        """The report as one self-contained HTML page (an icicle of FLOPs by module that zooms on
+        click, the op and category tables, fallbacks and uncounted nodes); written to ``path`` when
+        given. See :mod:`fxflops.html`."""
+        from pathlib import Path
+
+        from fxflops.html import report_html
+
+        page = report_html(self, title)
+        if path is not None:
+            Path(path).write_text(page, encoding="utf-8")
+        return page
+
+    def _repr_html_(self) -> str:
+        """Notebook view: a collapsible module tree with exact counts and shares."""
+        from fxflops.html import notebook_html
+
+        return notebook_html(self)
+
     def module(self, name: str) -> int:
         """Inclusive FLOPs of the module called ``name`` (``""`` is the whole model)."""
         prefix = name + "."
