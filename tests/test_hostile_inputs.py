@@ -507,4 +507,7 @@ def test_plugin_docs_example_reports_every_baseline_increase(pytester: pytest.Py
             "  fc1: 929,562,624 -> 968,294,400 FLOPs (+4.2%)\n"
             "  fc2: 929,562,624 -> 968,294,400 FLOPs (+4.2%)\n") in text
     assert "FLOP budget exceeded: measured 15.49 GFLOPs (15,492,710,400), budget 15 GFLOPs (+3.3%)" in text
+    # the failing budget shows where the FLOPs came from too: each layer 2 * 8 * 197 * 768 * (3072 -> 3200)
+    assert ("modules that changed vs baseline (depth 1):\n"
+            "  fc1: 7,436,500,992 -> 7,746,355,200 FLOPs (+4.2%)\n") in text
     assert "AssertionError" not in text

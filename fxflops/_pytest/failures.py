@@ -6,7 +6,7 @@ line is the headline that CI logs, ``-ra`` summaries and ``--junit-xml`` ``messa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fxflops._pytest.measure import Measurement
@@ -45,7 +45,8 @@ class MarkerBudgetExceeded(Failure):
         total = sum(m.total for m in self.measurements)
         if len(self.measurements) == 1:
             (m,) = self.measurements
-            return budget_exceeded_message(total, self.budget, m.detail, uncounted=m.uncounted)
+            return "\n".join([budget_exceeded_message(total, self.budget, m.detail, uncounted=m.uncounted),
+                              *moved_modules_lines(m)])
         lines = [
             budget_exceeded_message(total, self.budget),
             "",
@@ -61,6 +62,7 @@ class MarkerBudgetExceeded(Failure):
         uncounted = sorted({m.uncounted for m in self.measurements if m.uncounted})
         if uncounted:
             lines.append(f"ops without a rule (counted as 0 FLOPs): {', '.join(uncounted)}")
+        lines += moved_modules_lines(largest)
         return "\n".join(lines)
 
 
@@ -76,8 +78,6 @@ class BaselineChanged(Failure):
     """The baseline's total."""
     baseline_file: str
     """The baseline file, as shown to the user (relative to the rootdir)."""
-    old_modules: dict[str, int] = field(default_factory=dict)
-    """The baseline entry's ``by_module`` (depth 1), to show which modules moved."""
 
     @property
     def long_repr(self) -> str:
@@ -90,26 +90,11 @@ class BaselineChanged(Failure):
                 f"FLOPs {direction} vs baseline: {format_flops(self.old)} -> {format_flops(m.total)} "
                 f"({format_change(m.total, self.old)}, {allowed})",
                 _baseline_line(m, self.old, self.baseline_file),
-                *self._moved_modules(),
+                *moved_modules_lines(m),
                 UPDATE_HINT,
             ]
         )
 
-    def _moved_modules(self, limit: int = 5) -> list[str]:
-        """The modules (depth 1) whose FLOPs changed against the baseline entry, largest first."""
-        new, old = self.measurement.modules, self.old_modules
-        names = [n for n in dict.fromkeys([*old, *new]) if n and new.get(n, 0) != old.get(n, 0)]
-        if not names:
-            return []
-        names.sort(key=lambda n: -abs(new.get(n, 0) - old.get(n, 0)))
-        lines = ["modules that changed vs baseline (depth 1):"]
-        for name in names[:limit]:
-            before, after = old.get(name, 0), new.get(name, 0)
-            change = format_change(after, before) if before else "new"
-            lines.append(f"  {name}: {format_count(before)} -> {format_count(after)} FLOPs ({change})")
-        if len(names) > limit:
-            lines.append(f"  ... and {len(names) - limit} more")
-        return lines
 
 
 @dataclass(frozen=True)
@@ -135,6 +120,24 @@ class NoMeasurement(Failure):
     @property
     def long_repr(self) -> str:
         return "test is marked @pytest.mark.flops but recorded no measurement; call the flops fixture"
+
+
+def moved_modules_lines(m: Measurement, limit: int = 5) -> list[str]:
+    """The modules (depth 1) whose FLOPs changed against ``m``'s baseline entry, largest change
+    first; nothing when there is no entry or nothing moved."""
+    new, old = m.modules, m.baseline_modules
+    names = [n for n in dict.fromkeys([*old, *new]) if n and new.get(n, 0) != old.get(n, 0)]
+    if not old or not names:
+        return []
+    names.sort(key=lambda n: -abs(new.get(n, 0) - old.get(n, 0)))
+    lines = ["modules that changed vs baseline (depth 1):"]
+    for name in names[:limit]:
+        before, after = old.get(name, 0), new.get(name, 0)
+        change = format_change(after, before) if before else "new"
+        lines.append(f"  {name}: {format_count(before)} -> {format_count(after)} FLOPs ({change})")
+    if len(names) > limit:
+        lines.append(f"  ... and {len(names) - limit} more")
+    return lines
 
 
 def _baseline_line(m: Measurement, old: int, baseline_file: str) -> str:

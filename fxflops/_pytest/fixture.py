@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from fxflops._pytest.failures import moved_modules_lines
 from fxflops._pytest.measure import ITEM_STATE, ItemState
 from fxflops._pytest.session import FlopsSession
 from fxflops.budget import budget_exceeded_message
@@ -79,6 +80,7 @@ class FlopsFixture:
                 measurement.total, budget, measurement.detail, uncounted=measurement.uncounted
             ).split("\n")
             lines.insert(1, f"measurement {measurement.key!r}, checked by flops(..., max=...)")
+            lines += moved_modules_lines(measurement)
             error = FlopBudgetError("\n".join(lines))
             # Lets the makereport hook recognise this error and replace the traceback by the text.
             self._item.stash.setdefault(ITEM_STATE, ItemState()).budget_error = error

@@ -65,6 +65,9 @@ class Measurement:
     """A :class:`Status` value, once compared."""
     detail: dict[str, int] = field(default_factory=dict, repr=False)
     """``by_module(depth=2)`` for failure messages; stays in the process that measured."""
+    baseline_modules: dict[str, int] = field(default_factory=dict, repr=False)
+    """The committed baseline entry's ``by_module`` (depth 1), when there is one: failure messages
+    list the modules that changed against it."""
 
     @property
     def display(self) -> str:

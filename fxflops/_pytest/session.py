@@ -148,6 +148,10 @@ class FlopsSession:
             rel=marker.rel if marker is not None and marker.rel is not None else self.options.rel,
             detail={k: int(v) for k, v in report.by_module(depth=MODULE_DEPTH).items()},
         )
+        if measurement.use_baseline:
+            with contextlib.suppress(BaselineError):  # an unreadable file is reported by compare()
+                measurement.baseline_modules = _modules_of(self._load(Path(measurement.baseline_file)),
+                                                           measurement.key)
         state.measurements.append(measurement)
         self.measurements.append(measurement)
         # Shows up as <property> in --junit-xml, where CI dashboards can plot it.
@@ -196,11 +200,11 @@ class FlopsSession:
         if m.total > old * (1 + rel):
             m.status = Status.INCREASED
             if not self.options.update:
-                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)), _modules_of(baseline, m.key))
+                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)))
         elif m.total < old:
             m.status = Status.IMPROVED
             if self.options.strict and not self.options.update and m.total < old * (1 - rel):
-                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)), _modules_of(baseline, m.key))
+                return BaselineChanged(m, old, self.display_path(Path(m.baseline_file)))
         else:
             m.status = Status.MATCHED
         return None
