@@ -173,18 +173,28 @@ def small_config(model_type: str, level: int = 0) -> Any:
     return config
 
 
+#: Auto classes tried in order: language models first, then the base model, then the task heads
+#: that model types without a base model ship (depth estimation, segmentation, detection...).
+AUTO_CLASSES = (
+    "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModel", "AutoModelForSpeechSeq2Seq",
+    "AutoModelForImageClassification", "AutoModelForDepthEstimation", "AutoModelForSemanticSegmentation",
+    "AutoModelForUniversalSegmentation", "AutoModelForObjectDetection", "AutoModelForMaskedLM",
+    "AutoModelForTextToWaveform", "AutoModelForTextToSpectrogram", "AutoModelForImageTextToText", "AutoBackbone",
+)
+
+
 def build_model(config: Any) -> tuple[str, Any]:
-    """The first of AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModel that knows the config,
-    built on the meta device, in eval mode."""
+    """The first of :data:`AUTO_CLASSES` that knows the config, built on the meta device, in eval mode."""
     import torch
     import transformers
 
-    for name in ("AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModel"):
-        auto = getattr(transformers, name)
-        if type(config) in auto._model_mapping:
+    for name in AUTO_CLASSES:
+        auto = getattr(transformers, name, None)
+        mapping = getattr(auto, "_model_mapping", None)
+        if mapping is not None and type(config) in mapping:
             with torch.device("meta"):
                 return name, auto.from_config(config).eval()
-    raise LookupError(f"no AutoModelForCausalLM/AutoModelForSeq2SeqLM/AutoModel class for {type(config).__name__}")
+    raise LookupError(f"no {'/'.join(AUTO_CLASSES)} class for {type(config).__name__}")
 
 
 def _configs(config: Any) -> list[Any]:

@@ -155,7 +155,8 @@ def count(
 
         n_positional = len(inputs)
         inputs, kwargs, dynamic_shapes, marked = dynamic_shapes_for(model, method, inputs, kwargs, dynamic)
-    if trace in ("auto", "symbolic") and not dynamic:
+    hooked = trace == "auto" and _has_forward_hooks(model)
+    if trace in ("auto", "symbolic") and not dynamic and not hooked:
         traced = trace_model(model, inputs, kwargs, registry=registry, method=method, leaf_modules=leaf_modules,
                              allow_fallback=trace == "auto")
     recording = None
@@ -234,6 +235,15 @@ def count(
     if strict and report.uncounted:
         raise UncountedOpError(uncounted_message(report.uncounted))
     return report
+
+
+def _has_forward_hooks(model: nn.Module) -> bool:
+    """Whether a submodule has forward (pre-)hooks: torch.fx cannot follow them, so ``trace="auto"``
+    runs the model on meta tensors instead, where they run (and their work is counted)."""
+    from fxflops.shapes import FORWARD_HOOK_ATTRIBUTES
+
+    return any(vars(module).get(key) for module in model.modules() for key in FORWARD_HOOK_ATTRIBUTES
+               if key != "_forward_hooks_always_called")
 
 
 def _check_leaf_modules(model: nn.Module, leaf_modules: Sequence[type | str]) -> None:

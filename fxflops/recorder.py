@@ -628,7 +628,7 @@ def record(
     could not follow); record paths start with it.
     """
     cache = meta_cache if meta_cache is not None else {}
-    clone = meta_clone(module, cache)
+    clone = meta_clone(module, cache, keep_forward_hooks=True)
     originals = {id(c): o for (_, c), (_, o) in zip(clone.named_modules(remove_duplicate=False),
                                                     module.named_modules(remove_duplicate=False), strict=True)}
     parameters = {id(cache[id(p)]): p for p in module.parameters() if id(p) in cache}
@@ -695,7 +695,7 @@ class MetaSession:
                  backward: bool = False, leaf_modules: Sequence[type | str] = ()) -> None:
         self.module = module
         self.cache: dict[int, torch.Tensor] = {}
-        self.clone = meta_clone(module, self.cache)
+        self.clone = meta_clone(module, self.cache, keep_forward_hooks=True)
         originals = {id(c): o for (_, c), (_, o) in zip(self.clone.named_modules(remove_duplicate=False),
                                                         module.named_modules(remove_duplicate=False), strict=True)}
         parameters = {id(self.cache[id(p)]): p for p in module.parameters() if id(p) in self.cache}

@@ -98,8 +98,15 @@ def meta_like(tensor: torch.Tensor) -> torch.Tensor:
     return meta
 
 
-def meta_clone(module: nn.Module, cache: dict[int, torch.Tensor]) -> nn.Module:
-    """A shallow copy of ``module`` and its submodules with meta parameters and buffers, no hooks.
+#: The hooks a run on meta tensors keeps with ``keep_forward_hooks=True``: work done in a user's
+#: forward hooks is real work (and transformers collects hidden states with them).
+FORWARD_HOOK_ATTRIBUTES = frozenset({"_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+                                     "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs"})
+
+
+def meta_clone(module: nn.Module, cache: dict[int, torch.Tensor], keep_forward_hooks: bool = False) -> nn.Module:
+    """A shallow copy of ``module`` and its submodules with meta parameters and buffers, no hooks
+    (forward hooks kept, as copies, with ``keep_forward_hooks``).
 
     Plain containers in the instance dict (e.g. ``nn.RNNBase._flat_weights``) are copied too, so
     that assigning meta tensors to the clone never reaches the original. Subclasses of ``dict``
@@ -117,9 +124,11 @@ def meta_clone(module: nn.Module, cache: dict[int, torch.Tensor]) -> nn.Module:
             setattr_plain(clone, key, type(value)(value))
     for key in _HOOK_ATTRIBUTES:
         if key in vars(clone):
-            setattr_plain(clone, key, OrderedDict())
+            kept = keep_forward_hooks and key in FORWARD_HOOK_ATTRIBUTES
+            # A copy: hooks the run registers on the clone must not reach the user's module.
+            setattr_plain(clone, key, OrderedDict(vars(module)[key]) if kept else OrderedDict())
     for name, child in module._modules.items():
-        clone._modules[name] = meta_clone(child, cache) if child is not None else None
+        clone._modules[name] = meta_clone(child, cache, keep_forward_hooks) if child is not None else None
     for name, param in module._parameters.items():
         if param is not None:
             # setattr, not a dict write: nn.RNNBase.__setattr__ keeps _flat_weights in sync.

@@ -337,3 +337,28 @@ class _Configured(nn.Module):
 def test_dict_subclass_config_keeps_its_type_in_the_meta_clone(trace: str) -> None:
     # Linear(8, 8) on 2 rows: 2 * 2 * 8 * 8 = 256
     assert fxflops.count(_Configured(), torch.empty(2, 8), trace=trace).total == 256
+
+
+class _Doubled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_forward_hooks_run_and_their_work_is_counted() -> None:
+    model = _Doubled()
+    seen: list[tuple[int, ...]] = []
+    model.fc.register_forward_hook(lambda module, args, out: out * 2)  # replaces the output: real work
+    model.fc.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    x = torch.empty(4, 8)
+    # Linear(8, 8) on 4 rows: 2 * 4 * 8 * 8 = 512; under full + bias 32 + the hook's multiply 32
+    full = fxflops.count(model, x, convention="full")
+    assert full.total == 512 + 32 + 32
+    assert full.trace == "run"  # torch.fx cannot follow hooks: auto runs the model, hooks included
+    assert fxflops.count(model, x).total == 512
+    assert seen == [(4, 8), (4, 8)]  # the hooks ran on the meta copy, once per count
+    # the user's module keeps exactly its own hooks
+    assert len(model.fc._forward_hooks) == 1 and len(model.fc._forward_pre_hooks) == 1
