@@ -54,6 +54,7 @@ CATEGORIES: dict[str, str] = {
     "interpolation": "upsampling and interpolation",
     "zero": "views, reshapes, indexing, copies, casts, shape arithmetic: 0 FLOPs by definition",
     "custom": "rules registered by users without a category: always counted",
+    "fft": "fast Fourier transforms (torch.fft): 5 N log2 N per complex transform of N points",
 }
 
 def add_category(name: str, meaning: str) -> None:
@@ -84,7 +85,7 @@ PER_ELEMENT_CATEGORIES = frozenset(
 )
 
 #: What the ``"full"`` convention counts: everything but the ``zero`` category.
-FULL_CATEGORIES = MATMUL_CLASS | PER_ELEMENT_CATEGORIES
+FULL_CATEGORIES = MATMUL_CLASS | PER_ELEMENT_CATEGORIES | {"fft"}
 
 
 @dataclass(frozen=True)

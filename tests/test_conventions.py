@@ -58,8 +58,8 @@ def test_named_conventions() -> None:
     assert resolve_convention("full") is FULL
     assert set(CONVENTIONS) == {"default", "full"}
     assert DEFAULT.counted == MATMUL_CLASS
-    # full: everything but views (zero) and the always-counted custom
-    assert FULL.counted == MATMUL_CLASS | PER_ELEMENT_CATEGORIES
+    # full: everything but views (zero) and the always-counted custom, FFTs included
+    assert FULL.counted == MATMUL_CLASS | PER_ELEMENT_CATEGORIES | {"fft"}
     assert not FULL.counts("zero") and FULL.counts("bias") and not DEFAULT.counts("bias")
     assert DEFAULT.counts("custom") and FULL.counts("custom")
     mine = Convention("mine", {"matmul"})

@@ -37,6 +37,7 @@ def test_wheel_ships_rules_inside_fxflops(wheel: Path) -> None:
         "fxflops/rules/linear.py",
         "fxflops/rules/moe.py",
         "fxflops/rules/recurrent.py",
+        "fxflops/rules/spectral.py",
         "fxflops/rules/third_party.py",
         "fxflops/rules/zero.py",
     ]
