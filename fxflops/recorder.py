@@ -239,6 +239,12 @@ class CallRecorder(TorchFunctionMode):
         if kind is None:
             name = getattr(func, "__name__", None) or type(func).__name__
             qualname = getattr(func, "__qualname__", "") or ""
+            owner = getattr(func, "__self__", None)
+            if name == "__get__" and isinstance(getattr(owner, "__objclass__", None), type) and \
+                    issubclass(torch.Tensor, owner.__objclass__):
+                # A Tensor property read (x.T, x.mT, x.real): torch reports its descriptor's __get__
+                name = owner.__name__
+                qualname = f"Tensor.{name}"
             if qualname.startswith(("Tensor.", "TensorBase.", "_TensorBase.")):
                 kind = ("call_method", name, self.registry.lookup_method(name), name.strip("_") or name)
             else:

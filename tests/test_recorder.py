@@ -362,3 +362,15 @@ def test_forward_hooks_run_and_their_work_is_counted() -> None:
     assert seen == [(4, 8), (4, 8)]  # the hooks ran on the meta copy, once per count
     # the user's module keeps exactly its own hooks
     assert len(model.fc._forward_hooks) == 1 and len(model.fc._forward_pre_hooks) == 1
+
+
+class _Properties(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.T @ x.mT.T  # property reads: torch reports them as their descriptors' __get__
+
+
+def test_tensor_property_reads_are_their_methods() -> None:
+    report = fxflops.count(_Properties(), torch.empty(4, 8), trace="run", strict=True)
+    # (8, 4) @ (4, 8): 2 * 8 * 8 * 4 = 512
+    assert report.total == 512
+    assert [r.target for r in report.nodes if r.target.startswith("Tensor.")][:2] == ["Tensor.T", "Tensor.mT"]
