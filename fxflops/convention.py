@@ -55,6 +55,7 @@ CATEGORIES: dict[str, str] = {
     "zero": "views, reshapes, indexing, copies, casts, shape arithmetic: 0 FLOPs by definition",
     "custom": "rules registered by users without a category: always counted",
     "fft": "fast Fourier transforms (torch.fft): 5 N log2 N per complex transform of N points",
+    "linalg": "dense linear algebra beyond products: triangular solves (n^2 per right-hand side)",
 }
 
 def add_category(name: str, meaning: str) -> None:
@@ -85,7 +86,7 @@ PER_ELEMENT_CATEGORIES = frozenset(
 )
 
 #: What the ``"full"`` convention counts: everything but the ``zero`` category.
-FULL_CATEGORIES = MATMUL_CLASS | PER_ELEMENT_CATEGORIES | {"fft"}
+FULL_CATEGORIES = MATMUL_CLASS | PER_ELEMENT_CATEGORIES | {"fft", "linalg"}
 
 
 @dataclass(frozen=True)

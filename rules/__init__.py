@@ -12,6 +12,7 @@ Find a rule by its op's family:
 * ``moe``: grouped matmuls of mixture-of-experts layers (``F.grouped_mm``, ``torch._grouped_mm``)
 * ``by_convention``: norms, activations, softmax, elementwise arithmetic, reductions, pooling,
   interpolation (0 FLOPs under the default convention)
+* ``linalg``: triangular solves (``torch.linalg.solve_triangular``), under ``"full"``
 * ``spectral``: FFTs (``torch.fft``), ``5 N log2 N`` under ``"full"``
 * ``zero``: views, reshapes, indexing, copies, casts, dropout, embedding lookups (0 by definition)
 * ``aten``: the same families at the aten level, for graphs captured by ``torch.export``
@@ -27,6 +28,7 @@ from . import (
     attention,
     by_convention,
     conv,
+    linalg,
     linear,
     moe,
     recurrent,
@@ -34,4 +36,5 @@ from . import (
     zero,
 )
 
-__all__ = ["aten", "aten_twins", "attention", "by_convention", "conv", "linear", "moe", "recurrent", "spectral", "zero"]
+__all__ = ["aten", "aten_twins", "attention", "by_convention", "conv", "linalg", "linear", "moe", "recurrent",
+           "spectral", "zero"]

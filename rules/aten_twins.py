@@ -23,7 +23,7 @@ from fxflops.registry import DEFAULT_REGISTRY, RuleEntry, RuleRegistry
 
 # Every family first: their rules are what is mirrored.
 from . import aten as _aten  # noqa: F401
-from . import attention, by_convention, conv, linear, moe, recurrent, spectral, zero  # noqa: F401
+from . import attention, by_convention, conv, linalg, linear, moe, recurrent, spectral, zero  # noqa: F401
 
 
 def torch_level_names(registry: RuleRegistry) -> dict[str, RuleEntry]:

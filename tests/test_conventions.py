@@ -59,7 +59,7 @@ def test_named_conventions() -> None:
     assert set(CONVENTIONS) == {"default", "full"}
     assert DEFAULT.counted == MATMUL_CLASS
     # full: everything but views (zero) and the always-counted custom, FFTs included
-    assert FULL.counted == MATMUL_CLASS | PER_ELEMENT_CATEGORIES | {"fft"}
+    assert FULL.counted == MATMUL_CLASS | PER_ELEMENT_CATEGORIES | {"fft", "linalg"}
     assert not FULL.counts("zero") and FULL.counts("bias") and not DEFAULT.counts("bias")
     assert DEFAULT.counts("custom") and FULL.counts("custom")
     mine = Convention("mine", {"matmul"})

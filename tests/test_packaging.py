@@ -34,6 +34,7 @@ def test_wheel_ships_rules_inside_fxflops(wheel: Path) -> None:
         "fxflops/rules/attention.py",
         "fxflops/rules/by_convention.py",
         "fxflops/rules/conv.py",
+        "fxflops/rules/linalg.py",
         "fxflops/rules/linear.py",
         "fxflops/rules/moe.py",
         "fxflops/rules/recurrent.py",

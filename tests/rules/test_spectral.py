@@ -1,4 +1,5 @@
-"""FFT rules (rules/spectral.py): 5 N log2 N per complex transform of N points, under "full"."""
+"""FFT rules (rules/spectral.py): 5 N log2 N per complex transform of N points; triangular solves
+(rules/linalg.py): n^2 per right-hand side. Both under "full" only."""
 
 from __future__ import annotations
 
@@ -51,3 +52,16 @@ def test_export_path_counts_the_aten_primitives_the_same() -> None:
     # torch.export records aten._fft_r2c / _fft_c2c: the same 3,840 and 7,680
     assert _full(torch.fft.rfft, 4, 64, trace="export") == 3_840
     assert _full(torch.fft.fft, 4, 64, dtype=torch.complex64, trace="export") == 7_680
+
+
+class _Solve(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve_triangular(a, b, upper=False)
+
+
+@pytest.mark.parametrize("trace", ["run", "export"])
+def test_triangular_solve_is_n_squared_per_right_hand_side(trace: str) -> None:
+    a, b = torch.empty(2, 8, 8, device="meta"), torch.empty(2, 8, 3, device="meta")
+    # 2 batches * 3 right-hand sides * 8^2 = 384 under full; 0 under default (as FlopCounterMode)
+    assert fxflops.count(_Solve(), (a, b), convention="full", trace=trace, strict=True).total == 384
+    assert fxflops.count(_Solve(), (a, b), trace=trace, strict=True).total == 0
