@@ -482,6 +482,19 @@ _REDUCTION_METHODS = (
     "sum", "mean", "nansum", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "std", "var",
     "norm", "logsumexp", "cumsum", "cumprod", "any", "all", "count_nonzero", "median", "diff", "_is_all_true",
 )
+def scatter_reduce_flops(ctx: NodeContext) -> int:
+    """``scatter_add``, ``scatter_reduce``, ``index_add``: one reduction step (add, multiply, max)
+    per source element, ``1 * numel(src)``; where they land is indexing (free)."""
+    src = ctx.tensor("src", 3)
+    if src is None:
+        src = ctx.tensor("source", 3)
+    if src is None:
+        return 0  # a scalar source: scatter_reduce of a value is a fill
+    return ctx.convention.constant("reduction", REDUCTION_PER_ELEMENT) * src.numel()
+
+
+_register("reduction", scatter_reduce_flops, torch.scatter_reduce, torch.scatter_add, torch.index_add,
+          "scatter_reduce", "scatter_add", "index_add", "index_reduce")
 _register("reduction", reduction_flops, *_REDUCTION_FUNCTIONS, *_REDUCTION_METHODS, nn.EmbeddingBag,
           F.embedding_bag, nn.CosineSimilarity, nn.PairwiseDistance)
 

@@ -65,3 +65,19 @@ def test_triangular_solve_is_n_squared_per_right_hand_side(trace: str) -> None:
     # 2 batches * 3 right-hand sides * 8^2 = 384 under full; 0 under default (as FlopCounterMode)
     assert fxflops.count(_Solve(), (a, b), convention="full", trace=trace, strict=True).total == 384
     assert fxflops.count(_Solve(), (a, b), trace=trace, strict=True).total == 0
+
+
+class _Scatter(nn.Module):
+    def forward(self, x: torch.Tensor, index: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        summed = x.scatter_reduce(0, index, src, reduce="sum")
+        added = torch.scatter_add(x, 0, index, src)
+        return summed + added.index_add(0, index[:, 0], src)
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run", "export"])
+def test_scatter_reductions_cost_one_per_source_element(trace: str) -> None:
+    x, index, src = torch.empty(5, 4), torch.zeros(3, 4, dtype=torch.long), torch.empty(3, 4)
+    report = fxflops.count(_Scatter(), (x, index, src), convention="full", trace=trace, strict=True)
+    # scatter_reduce, scatter_add and index_add each reduce the 12 source elements: 36; the add 20
+    assert report.by_category()["reduction"] == 3 * 12
+    assert report.total == 3 * 12 + 20
