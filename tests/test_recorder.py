@@ -374,3 +374,24 @@ def test_tensor_property_reads_are_their_methods() -> None:
     # (8, 4) @ (4, 8): 2 * 8 * 8 * 4 = 512
     assert report.total == 512
     assert [r.target for r in report.nodes if r.target.startswith("Tensor.")][:2] == ["Tensor.T", "Tensor.mT"]
+
+
+class _WritesThroughData(nn.Module):
+    """CogVideoX-style: the forward assigns a buffer's ``.data``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+        self.register_buffer("pos", torch.zeros(1, 4, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.pos.data = torch.ones(1, 4, 8) * 2
+        return self.proj(x) + self.pos
+
+
+@pytest.mark.parametrize("trace", ["auto", "run"])
+def test_writes_through_data_count_and_leave_the_model_alone(trace: str) -> None:
+    model = _WritesThroughData()
+    # Linear(8, 8) on 4 positions: 2 * 4 * 8 * 8 = 512
+    assert fxflops.count(model, torch.empty(1, 4, 8), trace=trace).total == 512
+    assert model.pos.device.type == "cpu" and float(model.pos.abs().sum()) == 0.0
