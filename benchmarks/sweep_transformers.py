@@ -748,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recycle", type=int, default=25, help="restart the worker after this many types")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--from-json", action="store_true", help="print the summary of --out and exit")
+    parser.add_argument("--docs", action="store_true",
+                        help="also write the summary to docs/coverage.md (after a sweep of every model type)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -755,7 +757,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.from_json:
         data = json.loads(args.out.read_text())
-        print(summary(data["results"], data.get("seconds")))
+        text = summary(data["results"], data.get("seconds"))
+        print(text)
+        if args.docs:
+            write_docs(text, data.get("versions", {}))
         return 0
     with open(LOG, "w") as log:
         types = list_types(log)
@@ -770,8 +775,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(types)} model types; results to {args.out}, worker log {LOG}", file=sys.stderr)
     start = time.monotonic()
     results = sweep(types, args.timeout, args.max_rss_mib, args.recycle, args.out)
-    print(summary(results, time.monotonic() - start))
+    text = summary(results, time.monotonic() - start)
+    print(text)
+    if args.docs:
+        write_docs(text, json.loads(args.out.read_text()).get("versions", {}))
     return 0
+
+
+def write_docs(text: str, versions: dict[str, Any]) -> None:
+    """``docs/coverage.md``: the sweep's summary, every model type that is not exact with its reason."""
+    stamp = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+    head = ("# Coverage: every transformers model type\n\n"
+            "Written by `python -m benchmarks.sweep_transformers --docs`; do not edit by hand. Each model "
+            "type is built from a small config on the meta device and counted with its default inputs, next "
+            "to FlopCounterMode on the same model (method: the module docstring of "
+            "`benchmarks/sweep_transformers.py`). `build error` and `reference error` rows are the sweep's "
+            "own limits (no default input it can build, or FlopCounterMode itself failing on meta), listed "
+            "so that nothing is hidden.\n\n" + (f"Versions: {stamp}.\n\n" if stamp else ""))
+    (ROOT / "docs" / "coverage.md").write_text(head + "## " + text.removeprefix("# ").rstrip() + "\n")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ _EXPORTS = {
     "crosscheck": "fxflops.crosscheck",
     "mfu": "fxflops.utilization",
     "peak_flops": "fxflops.utilization",
+    "hfu": "fxflops.utilization",
+    "hardware_flops": "fxflops.utilization",
     "compare_formulas": "fxflops.formulas",
     "PEAK_FLOPS": "fxflops.utilization",
     "Crosscheck": "fxflops.crosscheck",
@@ -86,4 +88,4 @@ if TYPE_CHECKING:
     from fxflops.registry import DEFAULT_REGISTRY, RuleEntry, RuleRegistry, rule, rule_of, zero
     from fxflops.report import FlopReport, NodeRecord
     from fxflops.units import FlopValueError, format_flops, parse_flops
-    from fxflops.utilization import PEAK_FLOPS, mfu, peak_flops
+    from fxflops.utilization import PEAK_FLOPS, hardware_flops, hfu, mfu, peak_flops

@@ -4,6 +4,9 @@
 ``backward=True`` for training), ``throughput`` in the units one call processes per second
 (samples or tokens; ``units_per_call`` says how many units one counted call covers), and ``peak``
 in FLOP/s or the name of an accelerator in :data:`PEAK_FLOPS`.
+
+``hfu`` is the hardware FLOPs utilization beside it: the FLOPs the hardware really runs, which add
+to the model's FLOPs what training recomputes (:func:`hardware_flops`).
 """
 
 from __future__ import annotations
@@ -45,11 +48,12 @@ def peak_flops(peak: float | str, dtype: str | None = None) -> float:
     :data:`fxflops.roofline.ACCELERATORS`; a dtype with no published dense peak raises. Never a
     "with sparsity" figure."""
     if isinstance(peak, str):
-        name = peak.strip().lower()
-        if dtype is not None:
-            from fxflops.roofline import ACCELERATORS, ALIASES
+        from fxflops.roofline import ACCELERATORS, ALIASES
 
-            chip = ACCELERATORS.get(ALIASES.get(name, name))
+        name = peak.strip().lower()
+        name = ALIASES.get(name, name)  # "h100" is the SXM part
+        if dtype is not None:
+            chip = ACCELERATORS.get(name)
             if chip is not None:
                 return chip.peak(dtype)
             if name in PEAK_FLOPS and dtype.lower() in ("bf16", "bfloat16"):
@@ -93,5 +97,51 @@ def mfu(report: FlopReport, tokens_or_samples_per_second: float, peak: float | s
     if value > 1:
         # Above the peak is impossible: a wrong unit (tokens vs samples), per-call count or peak.
         raise ValueError(f"MFU would be {100 * value:.4g}%, above the accelerator's peak: check that the "
+                         "throughput counts the units one counted call covers (units_per_call) and the peak")
+    return value
+
+
+RECOMPUTE_MODES = (None, "selective", "full")
+
+
+def hardware_flops(report: FlopReport, recompute: str | None = None, fused_attention: bool = True) -> int:
+    """The FLOPs a training step runs on the hardware, for HFU (Megatron-LM's accounting):
+
+    * the report's forward + backward FLOPs (count with ``backward=True``);
+    * ``fused_attention``: a fused attention backward (FlashAttention, PyTorch's fused SDPA kernels)
+      recomputes the scores ``QK^T`` instead of storing them: + half of the attention forward FLOPs
+      of every ``scaled_dot_product_attention`` node;
+    * ``recompute="selective"``: activation checkpointing of the attention core (Megatron's selective
+      recomputation) runs it forward again: + the attention forward FLOPs;
+      ``recompute="full"``: the whole forward runs again in the backward pass: + the forward FLOPs.
+    """
+    if not report.includes_backward:
+        raise ValueError("hardware FLOPs are a training step's: count with backward=True")
+    if recompute not in RECOMPUTE_MODES:
+        raise ValueError(f"recompute must be one of None, 'selective', 'full'; got {recompute!r}")
+    total = report.total
+    if not isinstance(total, int):
+        raise ValueError("evaluate a symbolic report at concrete sizes first: report.evaluate(...)")
+    attention = sum(r.flops for r in report.nodes if r.category == "attention" and "scaled_dot_product" in r.target)
+    if fused_attention:
+        total += attention // 2
+    if recompute == "selective":
+        total += attention
+    elif recompute == "full":
+        total += report.forward
+    return total
+
+
+def hfu(report: FlopReport, tokens_or_samples_per_second: float, peak: float | str, units_per_call: int = 1,
+        dtype: str | None = None, recompute: str | None = None, fused_attention: bool = True) -> float:
+    """Hardware FLOPs utilization: :func:`hardware_flops` per second over the peak (as :func:`mfu`).
+    HFU >= MFU; above 1 is impossible and raises."""
+    hardware = hardware_flops(report, recompute, fused_attention)
+    if isinstance(units_per_call, bool) or not isinstance(units_per_call, int) or units_per_call <= 0:
+        raise ValueError(f"units_per_call must be a positive int, got {units_per_call!r}")
+    throughput = positive_finite(tokens_or_samples_per_second, "throughput")
+    value = hardware / units_per_call * throughput / peak_flops(peak, dtype)
+    if value > 1:
+        raise ValueError(f"HFU would be {100 * value:.4g}%, above the accelerator's peak: check that the "
                          "throughput counts the units one counted call covers (units_per_call) and the peak")
     return value

@@ -106,3 +106,19 @@ def test_compare_formulas_for_training_are_three_forwards(llama3_8b: torch.nn.Mo
     # 6N + 12LHQT: only the 6 FLOPs per norm weight per token differ (see the test above)
     assert palm.total == 474_435_173_744_640
     assert {k: v for k, v in palm.difference.items() if v} == {"weights": 13_086_228_480}
+
+
+def test_hardware_flops_add_what_training_recomputes(gpt2: torch.nn.Module) -> None:
+    report = fxflops.count(gpt2, torch.zeros(1, 1024, dtype=torch.long, device="meta"), backward=True)
+    # forward + backward 874,944,921,600 (above); attention forward 4 * 12 * 1024^2 * 768 = 38,654,705,664
+    # a fused attention backward recomputes QK^T: + 19,327,352,832
+    assert fxflops.hardware_flops(report) == 874_944_921_600 + 19_327_352_832
+    # selective recomputation runs the attention core again: + 38,654,705,664 more
+    assert fxflops.hardware_flops(report, "selective") == 874_944_921_600 + 19_327_352_832 + 38_654_705_664
+    # full recomputation runs the whole forward again: + 291,648,307,200
+    assert fxflops.hardware_flops(report, "full") == 874_944_921_600 + 19_327_352_832 + 291_648_307_200
+    # HFU over MFU is hardware over model FLOPs: 894,272,274,432 / 874,944,921,600
+    ratio = fxflops.hfu(report, 100, "h100") / fxflops.mfu(report, 100, "h100")
+    assert ratio == pytest.approx(894_272_274_432 / 874_944_921_600)
+    with pytest.raises(ValueError, match=r"^hardware FLOPs are a training step's: count with backward=True$"):
+        fxflops.hardware_flops(fxflops.count(gpt2, torch.zeros(1, 8, dtype=torch.long, device="meta")))
