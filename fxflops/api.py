@@ -17,7 +17,7 @@ from fxflops.counter import FlopCounter
 from fxflops.errors import TraceError, UncountedOpError
 from fxflops.export import count_exported, export_module, module_tensors
 from fxflops.masks import warn_unreadable_masks
-from fxflops.params import parameter_count
+from fxflops.params import active_parameters
 from fxflops.recorder import record
 from fxflops.registry import DEFAULT_REGISTRY, Rule, RuleRegistry, Target
 from fxflops.report import FlopReport, NodeRecord
@@ -224,8 +224,7 @@ def count(
                           ("auto" if fallbacks else "symbolic"), fallbacks=fallbacks)
     report.module_types = {name: type(module).__name__ for name, module in model.named_modules() if name}
     report.module_params = module_parameters(model)
-    counted = parameter_count(model)
-    report.active_params = counted.active if counted.active != counted.total else None
+    report.active_params = active_parameters(model)
     report.module_outputs = dict(recording.module_outputs if recording is not None else
                                  counter.module_outputs if traced is not None else {})
     if dynamic:

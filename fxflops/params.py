@@ -72,17 +72,35 @@ def _is_routed_expert(path: str) -> bool:
     return "experts" in parts and not any(p.startswith("shared_expert") for p in parts)
 
 
+def _routing(model: nn.Module) -> tuple[int, int] | None:
+    """``(experts, top_k)`` from the model's config, or ``None`` for a model without routing."""
+    config = _attribute(model, "config")
+    if config is None:
+        return None
+    text = _attribute(config, "text_config") or config
+    experts = _config_int(text, _EXPERT_COUNT_FIELDS)
+    top_k = _config_int(text, _TOP_K_FIELDS)
+    return (experts, top_k) if experts and top_k and top_k <= experts else None
+
+
+def active_parameters(model: nn.Module) -> int | None:
+    """Parameters one token uses, or ``None`` for a model without routed experts (answered from
+    the config alone, without walking the parameters, for every other model)."""
+    if _routing(model) is None:
+        return None
+    counted = parameter_count(model)
+    return counted.active if counted.active != counted.total else None
+
+
 def parameter_count(model: nn.Module) -> ParameterCount:
     """Total, expert and active parameters of ``model`` (each shared tensor once)."""
     seen: dict[int, tuple[str, int]] = {}
     for name, param in model.named_parameters():
         seen.setdefault(id(param), (name, param.numel()))
     total = sum(n for _, n in seen.values())
-    config = _attribute(model, "config")
-    text = _attribute(config, "text_config") or config
-    experts = _config_int(text, _EXPERT_COUNT_FIELDS)
-    top_k = _config_int(text, _TOP_K_FIELDS)
-    if not experts or not top_k or top_k > experts:
+    routing = _routing(model)
+    if routing is None:
         return ParameterCount(total)
+    experts, top_k = routing
     expert = sum(n for name, n in seen.values() if _is_routed_expert(name.rsplit(".", 1)[0]))
     return ParameterCount(total, expert, experts, top_k)
