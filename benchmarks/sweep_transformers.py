@@ -3,7 +3,10 @@
 Every model type of ``transformers.models.auto.configuration_auto.CONFIG_MAPPING`` (or those that
 match the fnmatch patterns given) is built from a shrunk default config on the meta device (no
 weights, no download) and called once with default inputs. fxflops's count is then checked against
-FlopCounterMode's, run on the same model and inputs under ``torch.device("meta")`` with autograd on.
+FlopCounterMode's, run on the same model and inputs under ``torch.device("meta")`` with autograd on;
+where FlopCounterMode cannot run on meta (the model reads tensor values), on a CPU copy with seeded
+weights and zero inputs, and fxflops, if it failed on meta, on that CPU copy too (``reference_device``
+and ``fxflops_device`` in the JSON say which).
 
     python -m benchmarks.sweep_transformers                    # every model type
     python -m benchmarks.sweep_transformers 'llama*' 'qwen*'   # fnmatch patterns
@@ -183,8 +186,9 @@ AUTO_CLASSES = (
 )
 
 
-def build_model(config: Any) -> tuple[str, Any]:
-    """The first of :data:`AUTO_CLASSES` that knows the config, built on the meta device, in eval mode."""
+def build_model(config: Any, device: str = "meta") -> tuple[str, Any]:
+    """The first of :data:`AUTO_CLASSES` that knows the config, built on ``device`` (meta: no
+    weights), in eval mode."""
     import torch
     import transformers
 
@@ -192,7 +196,7 @@ def build_model(config: Any) -> tuple[str, Any]:
         auto = getattr(transformers, name, None)
         mapping = getattr(auto, "_model_mapping", None)
         if mapping is not None and type(config) in mapping:
-            with torch.device("meta"):
+            with torch.device(device):
                 return name, auto.from_config(config).eval()
     raise LookupError(f"no {'/'.join(AUTO_CLASSES)} class for {type(config).__name__}")
 
@@ -309,13 +313,15 @@ def describe(error: BaseException) -> dict[str, Any]:
     return info
 
 
-def reference_total(model: Any, inputs: dict[str, Any]) -> int:
-    """FlopCounterMode's total for ``model(**inputs)``, under the meta device, autograd on."""
+def reference_total(model: Any, inputs: dict[str, Any], device: str = "meta") -> int:
+    """FlopCounterMode's total for ``model(**inputs)``, under ``device``, autograd on (on the CPU
+    with the math SDPA kernel, which FlopCounterMode counts like the fused ones)."""
     import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with torch.device("meta"), torch.enable_grad(), counter:
+    with torch.device(device), torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         model(**inputs)
     return int(counter.get_total_flops())
 
@@ -378,12 +384,46 @@ def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: i
     emit("reference", rec)
     try:
         rec["reference_total"] = reference_total(model, inputs)
+        rec["reference_device"] = "meta"
     except Exception as e:
         rec["reference_error"] = describe(e)
+        _reference_on_cpu(rec, config, inputs)
     del model
     torch.set_grad_enabled(True)
     rec["seconds"] = round(time.perf_counter() - start, 2)
     return rec
+
+
+def _reference_on_cpu(rec: dict[str, Any], config: Any, inputs: dict[str, Any]) -> None:
+    """FlopCounterMode on a CPU copy (seeded weights, zero inputs) when it cannot run on meta
+    (models that read tensor values: a padding check, data-dependent shapes). fxflops is then also
+    given the CPU model and inputs if it failed on meta: with data, it counts with that data."""
+    import torch
+
+    import fxflops
+
+    try:
+        torch.manual_seed(0)
+        _, model = build_model(config, device="cpu")
+        cpu_inputs = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in inputs.items()}
+        total = reference_total(model, cpu_inputs, device="cpu")
+    except Exception as e:
+        rec["reference_cpu_error"] = describe(e)
+        return
+    rec.pop("reference_error", None)
+    rec["reference_total"] = total
+    rec["reference_device"] = "cpu"
+    if "fxflops_error" in rec:
+        try:
+            report = fxflops.count(model, (), kwargs=cpu_inputs)
+        except Exception as e:
+            rec["fxflops_cpu_error"] = describe(e)
+            return
+        rec["meta_fxflops_error"] = rec.pop("fxflops_error")
+        rec["fxflops_total"] = int(report.total)
+        rec["fxflops_device"] = "cpu"
+        rec["uncounted"] = [{"target": r.target, "nodes": 1, "name": r.name, "module": r.module,
+                             "source": _short_path(r.source or "")} for r in report.uncounted]
 
 
 def run_one(model_type: str, emit: Any) -> dict[str, Any]:
