@@ -52,7 +52,7 @@ from fxflops.errors import FxFlopsError, TraceError, site_message
 from fxflops.node_count import ZERO_COUNT, NodeCount, count_node
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
-from fxflops.shapes import meta_clone, meta_like, setattr_plain, tensor_leaves, to_meta
+from fxflops.shapes import FORWARD_HOOK_ATTRIBUTES, meta_clone, meta_like, setattr_plain, tensor_leaves, to_meta
 from fxflops.traffic import traffic
 
 #: Module attributes that number a layer and do not change what it computes.
@@ -647,6 +647,8 @@ def record(
     target = getattr(clone, method, None)
     if target is None or not callable(target):
         raise TraceError(f"{type(module).__name__} has no method {method!r} to count")
+    if method == "forward" and any(vars(clone).get(key) for key in FORWARD_HOOK_ATTRIBUTES):
+        target = clone  # through __call__: the root's own forward hooks run too
     # Calls made outside any submodule's forward (the root's own code) belong to the root.
     site = (prefix, type(module).__name__) if prefix else ("", "")
     output = _run(recorder, site, target, meta_args, meta_kwargs, backward, f"{type(module).__name__}.{method}")

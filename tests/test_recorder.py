@@ -395,3 +395,10 @@ def test_writes_through_data_count_and_leave_the_model_alone(trace: str) -> None
     # Linear(8, 8) on 4 positions: 2 * 4 * 8 * 8 = 512
     assert fxflops.count(model, torch.empty(1, 4, 8), trace=trace).total == 512
     assert model.pos.device.type == "cpu" and float(model.pos.abs().sum()) == 0.0
+
+
+def test_root_forward_hooks_run_too() -> None:
+    model = _Doubled()
+    model.register_forward_hook(lambda module, args, out: out + 1)
+    # Linear(8, 8) on 4 rows: 512, + bias 32, + the root hook's add 32 (full)
+    assert fxflops.count(model, torch.empty(4, 8), convention="full").total == 512 + 32 + 32
