@@ -197,9 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "drawn on stderr when it is a terminal.",
         epilog="examples:\n  fxflops zoo open_clip --format csv > model_profile.csv\n"
                "  fxflops zoo open_clip ViT-B-16 RN50 --exact\n")
-    zoo.add_argument("family", choices=("open_clip", "torchvision", "timm"),
+    zoo.add_argument("family", choices=("open_clip", "torchvision", "timm", "transformers"),
                      help="the model family: open_clip (OpenCLIP's profile table), torchvision "
-                          "(every classification model), timm (models matching PATTERN)")
+                          "(every classification model), timm (models matching PATTERN), transformers (every "
+                          "model type matching PATTERN, from its default config)")
     zoo.add_argument("names", nargs="*", metavar="NAME",
                      help="models to profile (default: every name open_clip.list_models() knows)")
     zoo.add_argument("--format", "-f", choices=("table", "csv", "json", "markdown"), default="table",
@@ -631,7 +632,7 @@ def _default_jobs(n_models: int) -> int:
 
 
 def _zoo(args: argparse.Namespace) -> int:
-    if args.family in ("torchvision", "timm"):
+    if args.family in ("torchvision", "timm", "transformers"):
         return _zoo_models(args)
     from fxflops.output import zoo_output
     from fxflops.progress import Progress
@@ -678,7 +679,8 @@ ZOO_COLUMNS = ("model", "input", "params", "gflops", "flops", "uncounted", "trac
 
 
 def _zoo_models(args: argparse.Namespace) -> int:
-    """``fxflops zoo torchvision`` / ``fxflops zoo timm [PATTERN]``: one row per model."""
+    """``fxflops zoo torchvision`` / ``timm`` / ``transformers [PATTERN]``: one row per model
+    (transformers: every model type of its config mapping, built from its default config on meta)."""
     import fnmatch
 
     from fxflops.api import count
@@ -690,6 +692,10 @@ def _zoo_models(args: argparse.Namespace) -> int:
         import torchvision
 
         known = list(torchvision.models.list_models(module=torchvision.models))
+    elif args.family == "transformers":
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        known = sorted(CONFIG_MAPPING.keys())
     else:
         import timm
 
@@ -698,7 +704,8 @@ def _zoo_models(args: argparse.Namespace) -> int:
     names = [n for n in known if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if not names:
         close = difflib.get_close_matches(patterns[0].strip("*?[]"), known, n=3, cutoff=0.6)
-        lister = "torchvision.models.list_models()" if args.family == "torchvision" else "timm.list_models()"
+        lister = {"torchvision": "torchvision.models.list_models()", "timm": "timm.list_models()",
+                  "transformers": "sorted(transformers.CONFIG_MAPPING)"}[args.family]
         listing = f"python -c 'import {args.family}; print(*{lister}, sep=chr(10))'"
         return _fail(f"no {args.family} model matches {' '.join(patterns)}",
                      (f"did you mean {' or '.join(close)}? " if close else "") + f"list them with: {listing}")
@@ -709,7 +716,8 @@ def _zoo_models(args: argparse.Namespace) -> int:
         progress.start(names[0])
         for name in names:
             try:
-                built = build(parse_spec(f"{args.family}:{name}"))
+                prefix = "hf" if args.family == "transformers" else args.family
+                built = build(parse_spec(f"{prefix}:{name}"))
                 with _quiet(args.debug):
                     report = count(built.model, built.args, kwargs=built.kwargs)
             except Exception as e:  # one model failing must not stop the zoo

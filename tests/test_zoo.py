@@ -162,3 +162,15 @@ def _published_row(name: str) -> dict[str, object]:
                      int(row[column]) if column in ("image_size", "image_width", "text_width", "embed_dim")
                      else float(row[column]))
             for column in zoo.OPEN_CLIP_COLUMNS}
+
+
+def test_zoo_transformers_counts_model_types_from_their_default_configs(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("transformers")
+    assert main(["zoo", "transformers", "gpt2", "--format", "json", "--no-progress"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = data["rows"] if isinstance(data, dict) else data
+    (row,) = [r for r in rows if r["model"] == "gpt2"]
+    # GPT-2 at 128 tokens: 12 * (2*128*7,077,888 + 4*128^2*768) + 2*128*768*50257 (the LM head)
+    # = 12 * 1,862,270,976 + 9,880,928,256 = 32,228,179,968
+    assert row["flops"] == 32_228_179_968
+    assert row["uncounted"] == 0
