@@ -74,4 +74,8 @@ zero(
     "unique", "where", "as_strided", "narrow_copy", "item", "tolist", "float_power_", "align_to",
     "pin_memory", "share_memory_", "bernoulli", "bernoulli_", "normal_", "uniform_", "random_",
     "exponential_", "dtype", "shape", "device",
+    # Tensor properties (torch reports reading one as a call): metadata, views and autograd state
+    "real", "imag", "data", "H", "mH", "grad", "grad_fn", "is_leaf", "requires_grad", "is_cuda", "is_meta",
+    "is_cpu", "is_sparse", "is_quantized", "ndim", "names", "layout", "itemsize", "nbytes", "output_nr",
+    "_version", "_base", "is_nested",
 )
