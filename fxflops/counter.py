@@ -433,9 +433,12 @@ def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
     decompositions and costs most of a transformer's count; their output shapes are simple.
     """
     if type(module) is nn.Linear and len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor):
-        x = args[0]
-        if x.dim() >= 1 and x.shape[-1] == module.in_features and x.dtype == module.weight.dtype:
-            out = torch.empty((*x.shape[:-1], module.out_features), dtype=x.dtype, device="meta")
+        x, weight = args[0], module.weight
+        # The weight's shape, not in_features/out_features: a tied or resized weight (Marian's LM
+        # head shares a larger embedding table) is what the forward multiplies by.
+        if isinstance(weight, torch.Tensor) and weight.dim() == 2 and x.dim() >= 1 \
+                and x.shape[-1] == weight.shape[1] and x.dtype == weight.dtype:
+            out = torch.empty((*x.shape[:-1], weight.shape[0]), dtype=x.dtype, device="meta")
             return out.requires_grad_(True) if _needs_grad(args, module) and out.is_floating_point() else out
     if type(module) is nn.MultiheadAttention:
         return _mha_output(module, args, kwargs)

@@ -420,3 +420,22 @@ def test_garbage_collector_state_is_restored() -> None:
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+class _TiedHead(nn.Module):
+    """Marian-style: the LM head's weight is tied to a larger embedding table than its out_features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(1000, 16)
+        self.head = nn.Linear(16, 10, bias=False)  # out_features says 10 ...
+        self.head.weight = self.embed.weight  # ... the forward multiplies by 1000 rows
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(ids))
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run"])
+def test_linear_counts_the_weight_it_multiplies_by(trace: str) -> None:
+    # 4 tokens * 16 * 1000 rows * 2 = 128,000 (not 4 * 16 * 10 * 2 = 1,280)
+    assert fxflops.count(_TiedHead(), torch.zeros(1, 4, dtype=torch.long), trace=trace).total == 128_000
