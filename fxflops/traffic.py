@@ -87,10 +87,16 @@ def squeezed_name(target: Any) -> str:
 def tensor_bytes(tensor: torch.Tensor) -> Any:
     """Bytes of memory ``tensor`` spans: stride-0 dimensions count once (an expanded tensor is read as
     the tensor it was expanded from). Sizes may be symbolic (SymInt) on the ``dynamic=`` path."""
-    if tensor.is_contiguous():  # the common case, and no stride 0 (outside size-1 dims)
-        return tensor.numel() * tensor.element_size()
-    elements = math.prod(size for size, stride in zip(tensor.shape, tensor.stride(), strict=True) if stride != 0)
-    return elements * tensor.element_size()
+    try:
+        if tensor.is_contiguous():  # the common case, and no stride 0 (outside size-1 dims)
+            return tensor.numel() * tensor.element_size()
+        elements = math.prod(size for size, stride in zip(tensor.shape, tensor.stride(), strict=True)
+                             if stride != 0)
+        return elements * tensor.element_size()
+    except Exception:
+        # A size torch.export could not know (data-dependent, "unbacked"): no number to give; the
+        # tensor is counted as moving nothing rather than failing the count (docs/conventions.md).
+        return 0
 
 
 def _distinct(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
