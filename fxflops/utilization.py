@@ -90,16 +90,20 @@ def mfu(report: FlopReport, tokens_or_samples_per_second: float, peak: float | s
     total = report.total
     if not isinstance(total, int):
         raise ValueError("evaluate a symbolic report at concrete sizes first: report.evaluate(...)")
+    return _utilization(total, tokens_or_samples_per_second, peak, units_per_call, dtype, "MFU")
+
+
+def _utilization(flops: int, throughput: float, peak: float | str, units_per_call: int, dtype: str | None,
+                 what: str) -> float:
+    """``flops / units_per_call * throughput / peak``, checked: ``what`` (MFU, HFU) above 1 is
+    impossible, a wrong unit (tokens vs samples), per-call count or peak."""
     if isinstance(units_per_call, bool) or not isinstance(units_per_call, int) or units_per_call <= 0:
         raise ValueError(f"units_per_call must be a positive int, got {units_per_call!r}")
-    throughput = positive_finite(tokens_or_samples_per_second, "throughput")
-    value = total / units_per_call * throughput / peak_flops(peak, dtype)
+    value = flops / units_per_call * positive_finite(throughput, "throughput") / peak_flops(peak, dtype)
     if value > 1:
-        # Above the peak is impossible: a wrong unit (tokens vs samples), per-call count or peak.
-        raise ValueError(f"MFU would be {100 * value:.4g}%, above the accelerator's peak: check that the "
+        raise ValueError(f"{what} would be {100 * value:.4g}%, above the accelerator's peak: check that the "
                          "throughput counts the units one counted call covers (units_per_call) and the peak")
     return value
-
 
 RECOMPUTE_MODES = (None, "selective", "full")
 
@@ -137,11 +141,4 @@ def hfu(report: FlopReport, tokens_or_samples_per_second: float, peak: float | s
     """Hardware FLOPs utilization: :func:`hardware_flops` per second over the peak (as :func:`mfu`).
     HFU >= MFU; above 1 is impossible and raises."""
     hardware = hardware_flops(report, recompute, fused_attention)
-    if isinstance(units_per_call, bool) or not isinstance(units_per_call, int) or units_per_call <= 0:
-        raise ValueError(f"units_per_call must be a positive int, got {units_per_call!r}")
-    throughput = positive_finite(tokens_or_samples_per_second, "throughput")
-    value = hardware / units_per_call * throughput / peak_flops(peak, dtype)
-    if value > 1:
-        raise ValueError(f"HFU would be {100 * value:.4g}%, above the accelerator's peak: check that the "
-                         "throughput counts the units one counted call covers (units_per_call) and the peak")
-    return value
+    return _utilization(hardware, tokens_or_samples_per_second, peak, units_per_call, dtype, "HFU")
