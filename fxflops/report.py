@@ -227,12 +227,9 @@ class FlopReport:
         totals: dict[str, Any] = defaultdict(int)
         totals[""] = 0
         for record in self.nodes:
-            parts = record.module.split(".") if record.module else []
             amount = value(record)
-            for level in range(len(parts) + 1):
-                if depth is not None and level > depth:
-                    break
-                totals[".".join(parts[:level])] += amount
+            for name in module_ancestors(record.module, depth):
+                totals[name] += amount
         return dict(sorted(totals.items(), key=lambda item: _module_sort_key(item[0])))
 
     def by_op(self) -> dict[str, int]:
@@ -415,6 +412,14 @@ def _magnitude(value: Any) -> float:
 
 def _jsonable(value: Any) -> Any:
     return value if isinstance(value, int) else str(value)
+
+
+def module_ancestors(module: str, depth: int | None = None) -> list[str]:
+    """``module`` and every module containing it, root (``""``) first, to at most ``depth`` levels:
+    the modules a node's cost rolls up into."""
+    parts = module.split(".") if module else []
+    levels = len(parts) if depth is None else min(len(parts), depth)
+    return [".".join(parts[:level]) for level in range(levels + 1)]
 
 
 def _parse(value: Any) -> Any:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from fxflops.report import FlopReport
+from fxflops.report import FlopReport, module_ancestors
 from fxflops.utilization import PEAK_FLOPS
 
 
@@ -155,32 +155,23 @@ class Roofline:
     @property
     def bound(self) -> str:
         """The bound of the nodes that take most of :attr:`total_seconds`."""
-        by_bound: dict[str, float] = defaultdict(float)
-        for node in self.nodes:
-            by_bound[node.bound] += node.seconds
-        return "compute" if by_bound["compute"] > by_bound["memory"] else "memory"
+        return self.bound_by_module(depth=0).get("", "memory")
 
     def by_module(self, depth: int | None = None) -> dict[str, float]:
         """Qualified module name -> seconds of its nodes (inclusive; ``""``: the whole call)."""
         totals: dict[str, float] = defaultdict(float)
         totals[""] = 0.0
         for node in self.nodes:
-            parts = node.module.split(".") if node.module else []
-            for level in range(len(parts) + 1):
-                if depth is not None and level > depth:
-                    break
-                totals[".".join(parts[:level])] += node.seconds
+            for name in module_ancestors(node.module, depth):
+                totals[name] += node.seconds
         return dict(totals)
 
     def bound_by_module(self, depth: int | None = None) -> dict[str, str]:
-        """Qualified module name -> the bound of the nodes taking most of its time."""
+        """Qualified module name -> the bound of the nodes taking most of its time (ties: memory)."""
         shares: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for node in self.nodes:
-            parts = node.module.split(".") if node.module else []
-            for level in range(len(parts) + 1):
-                if depth is not None and level > depth:
-                    break
-                shares[".".join(parts[:level])][node.bound] += node.seconds
+            for name in module_ancestors(node.module, depth):
+                shares[name][node.bound] += node.seconds
         return {name: "compute" if s["compute"] > s["memory"] else "memory" for name, s in shares.items()}
 
     def summary(self, per: str = "call") -> str:
