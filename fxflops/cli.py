@@ -15,7 +15,6 @@ import contextlib
 import difflib
 import io
 import logging
-import math
 import os
 import sys
 import time
@@ -93,13 +92,12 @@ def _positive(text: str) -> int:
 
 
 def _positive_number(text: str) -> float:
+    from fxflops.utilization import positive_finite
+
     try:
-        value = float(text)
+        return positive_finite(float(text), "the value")
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive, finite number")
-    return value
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive, finite number") from None
 
 
 def _torch_version() -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import tabulate as _tabulate  # type: ignore[import-untyped]
 
+from fxflops.budget import format_change
 from fxflops.report import FlopReport
 from fxflops.units import format_flops
 
@@ -20,9 +21,8 @@ HEADERS = ["A", "B", "change", "relative"]
 
 def _change(a: int | None, b: int | None) -> tuple[str, str]:
     before, after = a or 0, b or 0
-    delta = after - before
-    relative = f"{100 * delta / before:+.1f}%" if before else ("new" if after else "-")
-    return f"{delta:+,}", relative
+    relative = format_change(after, before) if before else ("new" if after else "-")
+    return f"{after - before:+,}", relative
 
 
 def _cell(value: int | None) -> str:

@@ -41,13 +41,14 @@ def module_tree_data(report: FlopReport) -> dict[str, Any]:
 
 
 def _rows(mapping: dict[str, Any], total: int) -> str:
+    from fxflops.output import _exact, _human, _share
+
     cells = []
     for name, value in mapping.items():
         if not value:
             continue
-        share = f"{100 * value / total:.1f}%" if total else "-"
-        cells.append(f"<tr><td>{html.escape(str(name))}</td><td class=n>{format_flops(value)}</td>"
-                     f"<td class=n>{value:,}</td><td class=n>{share}</td></tr>")
+        cells.append(f"<tr><td>{html.escape(str(name))}</td><td class=n>{_human(value)}</td>"
+                     f"<td class=n>{_exact(value)}</td><td class=n>{_share(value, total)}</td></tr>")
     return "".join(cells) or "<tr><td colspan=4>none</td></tr>"
 
 

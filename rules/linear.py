@@ -19,7 +19,7 @@ from fxflops.context import NodeContext
 from fxflops.errors import InputError
 from fxflops.registry import rule
 
-from .by_convention import BIAS_PER_ELEMENT, _tensor_arg, named_arg
+from .by_convention import BIAS_PER_ELEMENT, _tensor_arg, named_arg, op_name
 
 _AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps")
 
@@ -57,12 +57,6 @@ def with_bias(ctx: NodeContext, macs: int, has_bias: bool) -> int:
         return flops
     ctx.macs = macs
     return flops + extra
-
-
-def describe(ctx: NodeContext) -> str:
-    """The op's short name for a message: ``mm``, ``bmm``, ``addmm``..."""
-    target = ctx.node.target
-    return getattr(target, "__name__", None) or str(target).rsplit(".", 1)[-1]
 
 
 def _beta_adds(ctx: NodeContext) -> bool:
@@ -126,7 +120,7 @@ def mm_flops(ctx: NodeContext) -> int:
     a = ctx.tensor("input", 0)
     if a is None:
         raise ValueError("mm/bmm without a tensor operand")
-    require_same_dtype(describe(ctx), input=a, mat2=ctx.tensor("mat2", 1))
+    require_same_dtype(op_name(ctx), input=a, mat2=ctx.tensor("mat2", 1))
     return 2 * ctx.output_numel * a.shape[-1]
 
 
@@ -141,7 +135,7 @@ def addmm_flops(ctx: NodeContext) -> int:
     if a is None:
         raise ValueError("addmm/baddbmm without matrix operands")
     b = ctx.tensor("mat2", 2)
-    require_same_dtype(describe(ctx), input=ctx.tensor("input", 0), mat1=a, mat2=b if b is not None
+    require_same_dtype(op_name(ctx), input=ctx.tensor("input", 0), mat1=a, mat2=b if b is not None
                        else ctx.tensor("batch2", 2))
     return with_bias(ctx, ctx.output_numel * a.shape[-1], _beta_adds(ctx))
 

@@ -47,6 +47,16 @@ def _transformed(ctx: NodeContext, name: str, shape: Sequence[int]) -> tuple[lis
     return dims, lengths
 
 
+def _transforms_cost(ctx: NodeContext, x: torch.Tensor, dims: Sequence[int], points: int, real: bool) -> int:
+    """``5 N log2 N`` per transform of ``points`` points, one transform per element outside ``dims``;
+    half when ``real`` (the symmetric half of the spectrum is not computed)."""
+    if points <= 1:
+        return 0
+    transforms = math.prod(int(size) for d, size in enumerate(x.shape) if d not in dims)
+    flops = FFT_FLOPS_PER_POINT_LOG * transforms * points * math.log2(points)
+    return ctx.convention.constant("fft", 1) * round(flops / 2 if real else flops)
+
+
 def fft_flops(ctx: NodeContext) -> Any:
     """``5 N log2(N)`` per complex transform of ``N`` points (the product of the signal lengths),
     times the number of transforms (the elements outside the transformed dimensions); half for
@@ -60,13 +70,7 @@ def fft_flops(ctx: NodeContext) -> Any:
         raise ValueError("an FFT without a tensor input")
     dims, lengths = _transformed(ctx, name, tuple(x.shape))
     points = math.prod(lengths)
-    if points <= 1:
-        return 0
-    transforms = math.prod(int(size) for d, size in enumerate(x.shape) if d not in dims)
-    flops = FFT_FLOPS_PER_POINT_LOG * transforms * points * math.log2(points)
-    if name.startswith(("r", "ir", "h", "ih")):
-        flops /= 2
-    return ctx.convention.constant("fft", 1) * round(flops)
+    return _transforms_cost(ctx, x, dims, points, real=name.startswith(("r", "ir", "h", "ih")))
 
 
 for _name in (*_ONE_DIM, *_TWO_DIM, *_N_DIM):
@@ -83,13 +87,7 @@ def aten_fft_flops(ctx: NodeContext) -> Any:
     # c2r produces the real signal: its lengths are the output's along dim
     shape = ctx.output_shapes[0] if name == "_fft_c2r" and ctx.output_shapes else tuple(x.shape)
     points = math.prod(int(shape[d]) for d in dims)
-    if points <= 1:
-        return 0
-    transforms = math.prod(int(size) for d, size in enumerate(x.shape) if d not in dims)
-    flops = FFT_FLOPS_PER_POINT_LOG * transforms * points * math.log2(points)
-    if name != "_fft_c2c":
-        flops /= 2
-    return ctx.convention.constant("fft", 1) * round(flops)
+    return _transforms_cost(ctx, x, dims, points, real=name != "_fft_c2c")
 
 
 for _name in ("_fft_c2c", "_fft_r2c", "_fft_c2r"):
