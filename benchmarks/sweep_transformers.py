@@ -371,13 +371,7 @@ def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: i
         report = fxflops.count(model, (), kwargs=inputs)
         rec["fxflops_total"] = int(report.total)
         rec["trace"] = report.trace
-        targets: dict[str, dict[str, Any]] = {}
-        for r in report.uncounted:
-            entry = targets.setdefault(r.target, {"target": r.target, "nodes": 0, "name": r.name,
-                                                  "module": r.module,
-                                                  "source": _short_path(r.source or "")})
-            entry["nodes"] += 1
-        rec["uncounted"] = list(targets.values())
+        rec["uncounted"] = uncounted_targets(report)
     except Exception as e:
         rec["fxflops_error"] = describe(e)
     rec["fxflops_seconds"] = round(time.perf_counter() - start, 2)
@@ -392,6 +386,16 @@ def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: i
     torch.set_grad_enabled(True)
     rec["seconds"] = round(time.perf_counter() - start, 2)
     return rec
+
+
+def uncounted_targets(report: Any) -> list[dict[str, Any]]:
+    """One entry per target without a rule: how many nodes, and the first one's name, module and source."""
+    targets: dict[str, dict[str, Any]] = {}
+    for r in report.uncounted:
+        entry = targets.setdefault(r.target, {"target": r.target, "nodes": 0, "name": r.name, "module": r.module,
+                                              "source": _short_path(r.source or "")})
+        entry["nodes"] += 1
+    return list(targets.values())
 
 
 def _reference_on_cpu(rec: dict[str, Any], config: Any, inputs: dict[str, Any]) -> None:
@@ -426,8 +430,7 @@ def _reference_on_cpu(rec: dict[str, Any], config: Any, inputs: dict[str, Any]) 
         rec["meta_fxflops_error"] = rec.pop("fxflops_error")
         rec["fxflops_total"] = int(report.total)
         rec["fxflops_device"] = "cpu"
-        rec["uncounted"] = [{"target": r.target, "nodes": 1, "name": r.name, "module": r.module,
-                             "source": _short_path(r.source or "")} for r in report.uncounted]
+        rec["uncounted"] = uncounted_targets(report)
 
 
 def run_one(model_type: str, emit: Any) -> dict[str, Any]:
