@@ -91,6 +91,8 @@ def test_dict_outputs_and_keyword_inputs() -> None:
     exported = fxflops.count(DictOutput(), meta(3, 8), kwargs={"use_cache": False, "scale": meta(8, 8)},
                              trace="export")
     assert exported.total == 768
+    # the default call (use_cache=True) returns the cache too: the same 768
+    assert fxflops.count(DictOutput(), meta(3, 8), kwargs={"scale": meta(8, 8)}).total == 768
 
 
 def test_value_dependent_branches_give_a_clear_error() -> None:
