@@ -371,6 +371,7 @@ def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: i
         report = fxflops.count(model, (), kwargs=inputs)
         rec["fxflops_total"] = int(report.total)
         rec["trace"] = report.trace
+        rec["routing"] = report.routing
         rec["uncounted"] = uncounted_targets(report)
     except Exception as e:
         rec["fxflops_error"] = describe(e)
@@ -401,7 +402,8 @@ def uncounted_targets(report: Any) -> list[dict[str, Any]]:
 def _reference_on_cpu(rec: dict[str, Any], config: Any, inputs: dict[str, Any]) -> None:
     """FlopCounterMode on a CPU copy (seeded weights, zero inputs) when it cannot run on meta
     (models that read tensor values: a padding check, data-dependent shapes). fxflops is then also
-    given the CPU model and inputs if it failed on meta: with data, it counts with that data."""
+    given the CPU model and inputs if it failed on meta, or assumed a uniform routing there (the
+    reference counts the real routing): with data, it counts with that data (``routing="data"``)."""
     import torch
 
     import fxflops
@@ -421,13 +423,17 @@ def _reference_on_cpu(rec: dict[str, Any], config: Any, inputs: dict[str, Any]) 
     rec.pop("reference_error", None)
     rec["reference_total"] = total
     rec["reference_device"] = "cpu"
-    if "fxflops_error" in rec:
+    if "fxflops_error" in rec or rec.get("routing") == "uniform":
         try:
             report = fxflops.count(model, (), kwargs=cpu_inputs)
         except Exception as e:
             rec["fxflops_cpu_error"] = describe(e)
             return
-        rec["meta_fxflops_error"] = rec.pop("fxflops_error")
+        if "fxflops_error" in rec:
+            rec["meta_fxflops_error"] = rec.pop("fxflops_error")
+        else:
+            rec["meta_fxflops_total"] = rec["fxflops_total"]
+        rec["routing"] = report.routing
         rec["fxflops_total"] = int(report.total)
         rec["fxflops_device"] = "cpu"
         rec["uncounted"] = uncounted_targets(report)

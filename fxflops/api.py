@@ -18,9 +18,11 @@ from fxflops.errors import TraceError, UncountedOpError
 from fxflops.export import count_exported, export_module, module_tensors
 from fxflops.masks import warn_unreadable_masks
 from fxflops.params import active_parameters
-from fxflops.recorder import record
+from fxflops.recorder import Recording, record
 from fxflops.registry import DEFAULT_REGISTRY, Rule, RuleRegistry, Target
 from fxflops.report import FlopReport, NodeRecord
+from fxflops.routing import ROUTING_MODES
+from fxflops.shapes import tensor_leaves
 from fxflops.tracing import trace as trace_model
 
 TRACE_MODES = ("auto", "symbolic", "run", "export")
@@ -75,6 +77,7 @@ def count(
     dynamic: Mapping[int | str, Mapping[int, str]] | None = None,
     backward: bool = False,
     reuse_blocks: bool = True,
+    routing: str = "auto",
 ) -> FlopReport:
     """Count the FLOPs of ``model.<method>(*inputs, **kwargs)`` without running it.
 
@@ -117,6 +120,14 @@ def count(
             once per distinct structure and arguments and reuse its records for its twins
             (:mod:`fxflops.recorder`). ``False`` runs every block; counts are the same unless a
             block's cost depends on its layer number.
+        routing: what decides shapes that depend on a mixture-of-experts router's choice (an
+            eager per-expert loop, a capacity-limited router), :mod:`fxflops.routing`:
+            ``"uniform"`` assumes balanced top-k choices (each of E experts gets S*k/E of the S
+            tokens); ``"data"`` runs the model for real on the data its weights and inputs carry,
+            as FlopCounterMode around a real forward does (the same goes for any other shape that
+            depends on values, e.g. predicted durations); ``"auto"`` uses the data when the
+            parameters and inputs all carry it, else the assumption. ``report.routing`` says which
+            one decided a shape. A top-k MoE without capacity costs the same under any routing.
 
     Returns:
         A :class:`~fxflops.FlopReport`.
@@ -141,6 +152,13 @@ def count(
         raise ValueError(f"trace must be one of {', '.join(TRACE_MODES)}, got {trace!r}")
     if causal not in CAUSAL_MODES:
         raise ValueError(f"causal must be one of {', '.join(CAUSAL_MODES)}, got {causal!r}")
+    if routing not in ROUTING_MODES:
+        raise ValueError(f"routing must be one of {', '.join(ROUTING_MODES)}, got {routing!r}")
+    missing = with_data_missing(model, inputs, kwargs or {}) if routing == "data" else None
+    if missing is not None:
+        raise ValueError("routing='data' runs the model on the data its weights and inputs carry, but "
+                         f"{missing}: build the model with real weights "
+                         "(not on the meta device) and pass real input tensors, or use routing='uniform'")
     _check_leaf_modules(model, leaf_modules)
     registry = prepare_registry(rules)
     resolved = resolve_convention(convention)
@@ -162,9 +180,9 @@ def count(
     recording = None
     if traced is None and not dynamic and (trace == "run" or (trace == "auto" and causal == "dense")):
         try:
-            recording = record(model, inputs, kwargs, registry=registry, convention=resolved, method=method,
-                               causal=causal, backward=backward, leaf_modules=leaf_modules,
-                               reuse_blocks=reuse_blocks)
+            recording = _record_routed(model, inputs, kwargs, routing, registry=registry,
+                                       convention=resolved, method=method, causal=causal, backward=backward,
+                                       leaf_modules=leaf_modules, reuse_blocks=reuse_blocks)
         except TraceError as run_error:
             if trace == "run":
                 raise
@@ -203,8 +221,9 @@ def count(
             if trace != "auto" or causal != "dense":
                 raise
             try:
-                recording = record(model, inputs, kwargs, registry=registry, convention=resolved, method=method,
-                                   backward=backward, leaf_modules=leaf_modules, reuse_blocks=reuse_blocks)
+                recording = _record_routed(model, inputs, kwargs, routing, registry=registry,
+                                           convention=resolved, method=method, backward=backward,
+                                           leaf_modules=leaf_modules, reuse_blocks=reuse_blocks)
             except TraceError:
                 raise fx_error from None
             traced = None
@@ -225,6 +244,7 @@ def count(
     report.module_types = {name: type(module).__name__ for name, module in model.named_modules() if name}
     report.module_params = module_parameters(model)
     report.active_params = active_parameters(model)
+    report.routing = recording.routing if recording is not None else counter.routing if traced is not None else None
     report.module_outputs = dict(recording.module_outputs if recording is not None else
                                  counter.module_outputs if traced is not None else {})
     if dynamic:
@@ -234,6 +254,47 @@ def count(
     if strict and report.uncounted:
         raise UncountedOpError(uncounted_message(report.uncounted))
     return report
+
+
+def _record_routed(model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str, Any], routing: str,
+                   **options: Any) -> Recording:
+    """Run the model on meta tensors (:func:`fxflops.recorder.record`), with its data where
+    ``routing`` asks for it (:mod:`fxflops.routing`): at once for ``"data"``; for ``"auto"``, again
+    with the data when the meta run had to assume a router's choice or failed on a value."""
+    if routing == "data":
+        return record(model, inputs, kwargs, with_data=True, **options)
+    try:
+        recording = record(model, inputs, kwargs, **options)
+    except TraceError:
+        if routing != "auto" or not data_carried(model, inputs, kwargs):
+            raise
+        try:
+            return record(model, inputs, kwargs, with_data=True, **options)
+        except TraceError:
+            pass
+        raise
+    if recording.routing == "uniform" and routing == "auto" and data_carried(model, inputs, kwargs):
+        return record(model, inputs, kwargs, with_data=True, **options)
+    return recording
+
+
+def data_carried(model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """Whether the model's parameters and the input tensors all have data (none on meta)."""
+    return with_data_missing(model, inputs, kwargs) is None
+
+
+def with_data_missing(model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
+    """What has no data, for ``routing="data"``: ``None`` when everything has."""
+    for name, param in model.named_parameters():
+        if param.device.type == "meta":
+            return f"parameter {name!r} is on the meta device"
+    tensors = tensor_leaves((inputs, dict(kwargs)))
+    if not tensors:
+        return "no input tensor was given"
+    for tensor in tensors:
+        if tensor.device.type == "meta":
+            return f"an input of shape {tuple(tensor.shape)} is on the meta device"
+    return None
 
 
 def _has_forward_hooks(model: nn.Module) -> bool:

@@ -53,6 +53,8 @@ class FlopCounter(fx.Interpreter):
         self.backward = backward
         self.records: list[NodeRecord] = []
         self.fallbacks: dict[str, str] = {}
+        #: "uniform" when a submodule's shapes rested on assumed router choices (fxflops.routing).
+        self.routing: str | None = None
         self.used_parameters: dict[int, torch.nn.Parameter] = {}
         self._meta_cache: dict[int, torch.Tensor] = {}
         self._meta_modules: dict[int, nn.Module] = {}
@@ -238,6 +240,7 @@ class FlopCounter(fx.Interpreter):
                 pass  # torch.export on fake tensors may still capture it
             else:
                 self.records.extend(recording.records)
+                self.routing = self.routing or recording.routing
                 for path, shapes in recording.module_outputs.items():
                     self.module_outputs.setdefault(path, shapes)
                 return recording.output

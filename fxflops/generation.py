@@ -199,9 +199,11 @@ def count_generation(
 
         def report(recording: Any, label: str) -> FlopReport:
             params = sum(p.numel() for p in recording.used_parameters.values())
-            return build_report(f"{name} ({label})", recording.records, params, resolved, causal="dense",
-                                backward=False, trace="run",
-                                fallbacks={"": "generation is counted by running the model on meta tensors"})
+            built = build_report(f"{name} ({label})", recording.records, params, resolved, causal="dense",
+                                 backward=False, trace="run",
+                                 fallbacks={"": "generation is counted by running the model on meta tensors"})
+            built.routing = recording.routing
+            return built
 
         label = (f"encoder over {prompt} tokens and the first decoder step" if encoder_decoder
                  else f"prefill of {prompt} tokens")

@@ -17,13 +17,19 @@ of the call that made it had one, so such questions get their real answer:
 * an in-place call on a tensor with a known value updates the value, or forgets it when the
   call's other inputs are not known.
 
-Nothing here touches the model's weights: parameters never have known values, so a value that
-depends on them (a router's choice) stays unknown and the error says so.
+Nothing here touches the model's weights on meta: parameters have no known values, so a value
+that depends on them (a router's choice) stays unknown, unless :mod:`fxflops.routing` assumes
+one (``routing="uniform"``: such values are marked *assumed*, and so is everything computed from
+them) or the count runs with data (``routing="data"``: parameters keep their real values and
+:func:`unlimited` lifts the size limit, so the whole model runs for real beside the meta run).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -36,6 +42,12 @@ from fxflops.shapes import tensor_leaves
 LIMIT = 1 << 22
 
 _ATTRIBUTE = "_fxflops_known"
+_ASSUMED = "_fxflops_assumed"
+_SHARED = "_fxflops_shared"
+_IN_PLACE_DUNDERS = frozenset({"__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__",
+                               "__imod__", "__ipow__", "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__"})
+#: The size limit in force: LIMIT, or none while counting with data (:func:`unlimited`).
+_limit: contextvars.ContextVar[float] = contextvars.ContextVar("fxflops_known_limit", default=LIMIT)
 _MISSING = object()
 _CPU = torch.device("cpu")
 
@@ -45,15 +57,54 @@ def known(tensor: torch.Tensor) -> torch.Tensor | None:
     return getattr(tensor, _ATTRIBUTE, None)
 
 
+@contextlib.contextmanager
+def unlimited() -> Iterator[None]:
+    """Known values of any size: the model runs for real beside the meta run (``routing="data"``)."""
+    token = _limit.set(math.inf)
+    try:
+        yield
+    finally:
+        _limit.reset(token)
+
+
+def limit() -> float:
+    """The largest number of elements a known value may have now."""
+    return _limit.get()
+
+
 def attach(meta: torch.Tensor, value: torch.Tensor) -> None:
     """Remember ``value`` as the real content of ``meta`` (same shape), if it is small enough."""
-    if tuple(value.shape) == tuple(meta.shape) and value.numel() <= LIMIT:
+    if tuple(value.shape) == tuple(meta.shape) and value.numel() <= _limit.get():
         setattr(meta, _ATTRIBUTE, value)
+
+
+def attach_shared(meta: torch.Tensor, value: torch.Tensor) -> None:
+    """:func:`attach` a value that is the model's own storage (a parameter): an in-place call
+    on it works on a copy (:func:`propagate`)."""
+    attach(meta, value)
+    setattr(meta, _SHARED, True)
+
+
+def _writes_first_argument(func: Any) -> bool:
+    name = getattr(func, "__name__", "")
+    return (name.endswith("_") and not name.startswith("__")) or name in _IN_PLACE_DUNDERS
+
+
+def mark_assumed(tensor: torch.Tensor) -> None:
+    """Mark ``tensor``'s known value as assumed, not computed (:mod:`fxflops.routing`)."""
+    setattr(tensor, _ASSUMED, True)
+
+
+def any_assumed(leaves: list[torch.Tensor]) -> bool:
+    """Whether a known value among ``leaves`` rests on an assumption."""
+    return any(getattr(t, _ASSUMED, False) for t in leaves)
 
 
 def forget(tensor: Any) -> None:
     if isinstance(tensor, torch.Tensor) and hasattr(tensor, _ATTRIBUTE):
         delattr(tensor, _ATTRIBUTE)
+    if isinstance(tensor, torch.Tensor) and hasattr(tensor, _ASSUMED):
+        delattr(tensor, _ASSUMED)
 
 
 def all_known(leaves: list[torch.Tensor]) -> bool:
@@ -78,14 +129,16 @@ def evaluate(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if real_kwargs.get("device") == "meta":
         real_kwargs["device"] = _CPU
     try:
-        return func(*real_args, **real_kwargs)
+        with torch.no_grad():  # values only: no autograd graph behind them
+            return func(*real_args, **real_kwargs)
     except Exception:
         return _MISSING
 
 
 def small_enough(out: Any) -> bool:
     """Whether every tensor in ``out`` (meta) is within :data:`LIMIT` elements."""
-    return all(math.prod(t.shape) <= LIMIT for t in tensor_leaves(out))
+    most = _limit.get()
+    return all(math.prod(t.shape) <= most for t in tensor_leaves(out))
 
 
 def propagate(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
@@ -93,14 +146,26 @@ def propagate(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
     the values of ``out`` too."""
     if not small_enough(out):
         return
+    first = args[0] if args else None
+    if isinstance(first, torch.Tensor) and getattr(first, _SHARED, False) and _writes_first_argument(func):
+        setattr(first, _ATTRIBUTE, getattr(first, _ATTRIBUTE).clone())  # the model's parameter stays as it was
+        delattr(first, _SHARED)
     real = evaluate(func, args, kwargs)
     if real is _MISSING:
         return
     metas, values = tensor_leaves(out), tensor_leaves(real)
+    inputs = tensor_leaves((args, kwargs))
+    assumed = any_assumed(inputs)
+    # Views of a parameter's value share its storage: they are protected like it.
+    shared = {getattr(t, _ATTRIBUTE).untyped_storage().data_ptr() for t in inputs if getattr(t, _SHARED, False)}
     if len(metas) == len(values):
         for meta, value in zip(metas, values, strict=True):
             if meta.device.type == "meta" and value.device.type == "cpu":
                 attach(meta, value)
+                if assumed and hasattr(meta, _ATTRIBUTE):
+                    mark_assumed(meta)
+                if shared and value.untyped_storage().data_ptr() in shared:
+                    setattr(meta, _SHARED, True)
 
 
 def answer(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -109,12 +174,15 @@ def answer(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     real = evaluate(func, args, kwargs)
     if real is _MISSING:
         return _MISSING
+    assumed = any_assumed(tensor_leaves((args, kwargs)))
 
     def as_meta(value: Any) -> Any:
         if not isinstance(value, torch.Tensor) or value.device.type != "cpu":
             return value
         meta = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta")
         attach(meta, value)
+        if assumed:
+            mark_assumed(meta)
         return meta
 
     return tree_map(as_meta, real)

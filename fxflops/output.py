@@ -66,6 +66,10 @@ def summary_lines(report: FlopReport, *, spec: str, inputs: str) -> list[str]:
     ]
     if report.includes_backward:
         lines.insert(2, f"passes:  forward {_exact(report.forward)} + backward {_exact(report.backward)} FLOPs")
+    if report.routing is not None:
+        from fxflops.routing import DESCRIPTIONS
+
+        lines.append(f"routing: {DESCRIPTIONS[report.routing]}")
     if report.causal != "dense":
         lines.append(f"causal:  {report.causal} (attention counts only the scores a causal mask keeps)")
     if report.fallbacks:

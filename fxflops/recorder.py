@@ -45,7 +45,7 @@ from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
-from fxflops import known_values
+from fxflops import known_values, routing
 from fxflops.context import NodeContext, _shapes
 from fxflops.convention import Convention
 from fxflops.errors import FxFlopsError, TraceError, site_message
@@ -60,6 +60,7 @@ INDEX_ATTRIBUTES = frozenset({"layer_idx", "layer_id", "layer_index", "layer_num
                               "block_id", "idx", "index", "depth_idx", "stage_idx"})
 
 _META = torch.device("meta")
+_FORMAT = torch.Tensor.__format__
 _PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size, torch.memory_format,
           torch.layout, slice, type(Ellipsis))
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
@@ -141,6 +142,8 @@ class Recording:
     reused_blocks: int = 0
     #: Module path -> shapes of its output (first call), for the tables.
     module_outputs: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict)
+    #: What decided the shapes that depend on a router's choice (``FlopReport.routing``).
+    routing: str | None = None
 
 
 class CallRecorder(TorchFunctionMode):
@@ -170,6 +173,8 @@ class CallRecorder(TorchFunctionMode):
         self._called: list[tuple[str, bool]] = []
         self._by_path: dict[str, nn.Module] = {}
         self._suspended = 0
+        #: Inside a leaf run for its values (counting with data): calls compute known values only.
+        self._values_only = 0
         self._names: dict[str, int] = {}
         self._calls: dict[Any, tuple[str, Any, RuleEntry | None, str]] = {}
         self._constructors = _device_constructors()
@@ -178,6 +183,8 @@ class CallRecorder(TorchFunctionMode):
         self._blocks: dict[Any, _Block] = {}
         #: The innermost module whose forward raised, its type and the source line of the error.
         self.failure_site: tuple[str, str, str | None] | None = None
+        #: Whether a shape was decided by an assumed routing choice (:mod:`fxflops.routing`).
+        self.assumed_routing = False
 
     # -- torch-level calls ----------------------------------------------------------------------
 
@@ -188,6 +195,8 @@ class CallRecorder(TorchFunctionMode):
         if factory:
             kwargs["device"] = _META  # factories land on meta, whatever device the model asks for
         if self._suspended:
+            if self._values_only:
+                return _with_values(func, args, kwargs)
             return func(*args, **kwargs)
         op, target, entry, base = self._call_kind(func)
         if entry is not None and entry.output is not None:
@@ -199,6 +208,9 @@ class CallRecorder(TorchFunctionMode):
             return out
         leaves = tensor_leaves((args, kwargs)) if args or kwargs else []
         known = (factory or bool(leaves)) and known_values.all_known(leaves)
+        if func is _FORMAT and known:
+            # f"expert_{idx}" of a known index: meta tensors format as "tensor(..., device='meta')"
+            return self._answer_off_meta(func, args, kwargs, leaves, known, TypeError("format"))
         try:
             out = func(*args, **kwargs)
         except (RuntimeError, NotImplementedError, ValueError, TypeError) as e:
@@ -206,6 +218,8 @@ class CallRecorder(TorchFunctionMode):
         else:
             if known:
                 known_values.propagate(func, args, kwargs, out)
+            elif routing.assume_uniform_choice(func, args, kwargs, out):
+                pass  # a router's choice, assumed balanced until a shape asks about it
             elif leaves and (func in _IN_PLACE or getattr(func, "__name__", "").endswith("_")):
                 known_values.forget(args[0] if args else None)  # its value changed in a way not known
         if type(out) in _PLAIN:
@@ -221,6 +235,8 @@ class CallRecorder(TorchFunctionMode):
         or rerun with the model's stray CPU tensors made meta; else the original error."""
         out = known_values.answer(func, args, kwargs) if known else known_values.index_shape(func, args, kwargs)
         if not known_values.is_missing(out):
+            if known_values.any_assumed(leaves):
+                self.assumed_routing = True
             return out
         retry = _off_meta_tensors(leaves, args, kwargs)
         if retry is None:
@@ -398,6 +414,13 @@ class CallRecorder(TorchFunctionMode):
                     out = entry.output(NodeContext(node=node, module=original, args=args,  # type: ignore[arg-type]
                                                    kwargs=kwargs, output=None, convention=self.convention,
                                                    causal=self.causal))
+                elif known_values.limit() == float("inf") and known_values.all_known(tensor_leaves((args, kwargs))):
+                    # Counting with data: the leaf runs for its values, its calls still unrecorded.
+                    self._values_only += 1
+                    try:
+                        out = forward(*args, **kwargs)
+                    finally:
+                        self._values_only -= 1
                 elif isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and not kwargs \
                         and isinstance(args[0], torch.Tensor):
                     out = _same_shape(args[0], _needs_grad(args, module))
@@ -488,6 +511,15 @@ class CallRecorder(TorchFunctionMode):
         fingerprint = _intern(structure)
         self._fingerprints[id(module)] = fingerprint
         return fingerprint
+
+
+def _with_values(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``func`` on meta tensors, with the values of its result computed when its inputs' are known."""
+    out = func(*args, **kwargs)
+    leaves = tensor_leaves((args, kwargs))
+    if leaves and known_values.all_known(leaves):
+        known_values.propagate(func, args, kwargs, out)
+    return out
 
 
 _interned: dict[Any, int] = {}
@@ -627,12 +659,20 @@ def record(
     reuse_blocks: bool = True,
     prefix: str = "",
     meta_cache: dict[int, torch.Tensor] | None = None,
+    with_data: bool = False,
 ) -> Recording:
     """Run ``module.<method>(*args, **kwargs)`` on a meta clone and count every call it makes.
 
     ``prefix`` is the module path of ``module`` in the counted model (a submodule that torch.fx
-    could not follow); record paths start with it.
+    could not follow); record paths start with it. ``with_data`` runs the model for real beside
+    the meta clone (``routing="data"``, :mod:`fxflops.routing`): parameters, buffers and inputs keep
+    their values whatever their size, so every value-dependent shape is the real one.
     """
+    if with_data:
+        with known_values.unlimited():
+            return record(module, args, kwargs, registry=registry, convention=convention, method=method,
+                          causal=causal, backward=backward, leaf_modules=leaf_modules, reuse_blocks=False,
+                          prefix=prefix, meta_cache=meta_cache)
     cache = meta_cache if meta_cache is not None else {}
     clone = meta_clone(module, cache, keep_forward_hooks=True)
     originals = {id(c): o for (_, c), (_, o) in zip(clone.named_modules(remove_duplicate=False),
@@ -644,6 +684,8 @@ def record(
     meta_args = to_meta(tuple(args), cache)
     meta_kwargs = to_meta(dict(kwargs), cache)
     _keep_known_values((args, kwargs, dict(module.named_buffers())), cache)
+    if known_values.limit() == float("inf"):
+        _keep_parameter_values(module, cache)
     target = getattr(clone, method, None)
     if target is None or not callable(target):
         raise TraceError(f"{type(module).__name__} has no method {method!r} to count")
@@ -652,8 +694,10 @@ def record(
     # Calls made outside any submodule's forward (the root's own code) belong to the root.
     site = (prefix, type(module).__name__) if prefix else ("", "")
     output = _run(recorder, site, target, meta_args, meta_kwargs, backward, f"{type(module).__name__}.{method}")
+    decided = "data" if known_values.limit() == float("inf") else "uniform" if recorder.assumed_routing else None
     return Recording(records=recorder.records, output=output, used_parameters=recorder.used_parameters,
-                     reused_blocks=recorder.reused_blocks, module_outputs=recorder.module_outputs)
+                     reused_blocks=recorder.reused_blocks, module_outputs=recorder.module_outputs,
+                     routing=decided)
 
 
 def record_function(
@@ -717,13 +761,14 @@ class MetaSession:
         """Run ``clone.<method>(*args, **kwargs)``; tensors not yet on meta are made meta."""
         recorder = self.recorder
         recorder.records, recorder.used_parameters, recorder._names = [], {}, {}
-        recorder._called, recorder.failure_site = [], None
+        recorder._called, recorder.failure_site, recorder.assumed_routing = [], None, False
         meta_args = to_meta(tuple(args), self.cache)
         meta_kwargs = to_meta(dict(kwargs), self.cache)
         _keep_known_values((args, kwargs), self.cache)
         output = _run(recorder, ("", ""), getattr(self.clone, method), meta_args, meta_kwargs, self.backward,
                       f"{type(self.module).__name__}.{method}")
-        return Recording(records=recorder.records, output=output, used_parameters=recorder.used_parameters)
+        return Recording(records=recorder.records, output=output, used_parameters=recorder.used_parameters,
+                         routing="uniform" if recorder.assumed_routing else None)
 
 
 def _keep_known_values(values: Any, cache: dict[int, torch.Tensor]) -> None:
@@ -732,15 +777,25 @@ def _keep_known_values(values: Any, cache: dict[int, torch.Tensor]) -> None:
     for tensor in tensor_leaves(values):
         stand_in = cache.get(id(tensor))
         if stand_in is not None and tensor.device.type != "meta" and not isinstance(tensor, nn.Parameter) \
-                and tensor.numel() <= known_values.LIMIT:
+                and tensor.numel() <= known_values.limit():
             known_values.attach(stand_in, tensor.detach().to("cpu", copy=True))  # a copy: the model's stays
+
+
+def _keep_parameter_values(module: nn.Module, cache: dict[int, torch.Tensor]) -> None:
+    """Counting with data: parameters keep their real values, shared with the model (not copied;
+    :func:`fxflops.known_values.propagate` copies one before an in-place call could write it)."""
+    for param in module.parameters():
+        stand_in = cache.get(id(param))
+        if stand_in is not None and param.device.type != "meta":
+            known_values.attach_shared(stand_in, param.detach().to("cpu"))
 
 
 def _failure_hint(error: BaseException) -> str:
     text = str(error)
     if "meta" in text and ("item" in text or "data-dependent" in text or "Cannot copy out" in text):
         return ("the model reads tensor values (.item(), data-dependent shapes), which meta tensors do not have: "
-                "make that module a leaf with leaf_modules=[...] and give it a rule")
+                "pass the model with real weights and real inputs (it is then counted on that data, "
+                "routing='data'), or make that module a leaf with leaf_modules=[...] and give it a rule")
     return ("check that the inputs have the shapes and dtypes the model expects (token ids as long, "
             "within the vocabulary); if a module needs real data, make it a leaf with leaf_modules=[...] "
             "and give it a rule")

@@ -108,6 +108,10 @@ class FlopReport:
     #: Parameters one token uses in a mixture-of-experts model (``top_k/experts`` of the routed
     #: experts' and all the others, :mod:`fxflops.params`); ``None`` for a model without routing.
     active_params: int | None = None
+    #: What decided the shapes that depend on a router's choice (:mod:`fxflops.routing`):
+    #: ``"uniform"`` (assumed balanced), ``"data"`` (the model ran on its real data) or ``None``
+    #: (no shape depended on one).
+    routing: str | None = None
 
     def __repr__(self) -> str:
         # Short on purpose: the nodes are in .nodes (a ViT-B-16 has thousands).
@@ -312,6 +316,7 @@ class FlopReport:
             "symbols": self.symbols,
             "params": self.params,
             "active_params": self.active_params,
+            "routing": self.routing,
             "unit": self.unit,
             "convention": self.convention,
             "convention_description": self.convention_description,
@@ -383,6 +388,7 @@ class FlopReport:
             module_params=dict(data.get("module_params", {})),
             module_outputs={k: tuple(tuple(s) for s in v) for k, v in data.get("module_outputs", {}).items()},
             active_params=data.get("active_params"),
+            routing=data.get("routing"),
         )
 
     @classmethod

@@ -452,6 +452,10 @@ _ELEMENTWISE_FUNCTIONS = (
     torch.logical_or, torch.logical_not, torch.logical_xor, torch.isnan, torch.isinf,
     torch.isfinite, torch.nan_to_num, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
     torch.hypot, torch.logit, torch.xlogy, torch.outer, torch.cross, torch.isin,
+    # torch's aliases of the ops above
+    torch.greater, torch.greater_equal, torch.less, torch.less_equal, torch.not_equal, torch.negative,
+    torch.absolute, torch.arcsin, torch.arccos, torch.arctan, torch.arctan2, torch.asinh, torch.acosh,
+    torch.atanh, torch.arcsinh, torch.arccosh, torch.arctanh,
 )
 _ELEMENTWISE_METHODS = (
     "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "true_divide", "floor_divide",
@@ -466,6 +470,10 @@ _ELEMENTWISE_METHODS = (
     "__rpow__", "__neg__", "__and__", "__or__", "__xor__", "__invert__", "__lt__", "__le__",
     "__gt__", "__ge__", "__eq__", "__ne__", "__mod__", "logit", "__rdiv__", "__div__", "__rfloordiv__",
     "__rmod__", "__ifloordiv__", "__ipow__", "__rand__", "__ror__", "__rxor__", "isin", "isfinite",
+    # torch's aliases of the methods above
+    "greater", "greater_equal", "less", "less_equal", "not_equal", "negative", "absolute", "arcsin", "arccos",
+    "arctan", "arctan2", "asinh", "acosh", "atanh", "arcsinh", "arccosh", "arctanh", "asin", "acos", "atan",
+    "atan2", "sinh", "cosh", "multiply", "subtract", "divide",
 )
 _register("elementwise", elementwise_flops, *_ELEMENTWISE_OPERATORS, *_ELEMENTWISE_FUNCTIONS,
           *_ELEMENTWISE_METHODS)
