@@ -427,7 +427,13 @@ class CallRecorder(TorchFunctionMode):
                 else:
                     out = _fast_output(module, args, kwargs)
                     if out is None:
-                        out = forward(*args, **kwargs)
+                        # Its calls are not recorded, but values still flow through it (a router
+                        # subclassing nn.Linear chooses experts inside its forward).
+                        self._values_only += 1
+                        try:
+                            out = forward(*args, **kwargs)
+                        finally:
+                            self._values_only -= 1
         finally:
             self._suspended -= 1
         cost = self._count(entry, node, original, args, kwargs, out, path, type_name, source)
@@ -514,11 +520,24 @@ class CallRecorder(TorchFunctionMode):
 
 
 def _with_values(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``func`` on meta tensors, with the values of its result computed when its inputs' are known."""
-    out = func(*args, **kwargs)
+    """``func`` on meta tensors inside a leaf (not recorded), with the values of its result
+    computed when its inputs' are known, and router choices assumed (:mod:`fxflops.routing`)
+    when not."""
     leaves = tensor_leaves((args, kwargs))
-    if leaves and known_values.all_known(leaves):
+    known = bool(leaves) and known_values.all_known(leaves)
+    try:
+        out = func(*args, **kwargs)
+    except (RuntimeError, NotImplementedError, ValueError, TypeError):
+        if not known:
+            raise
+        out = known_values.answer(func, args, kwargs)
+        if known_values.is_missing(out):
+            raise
+        return out
+    if known:
         known_values.propagate(func, args, kwargs, out)
+    else:
+        routing.assume_uniform_choice(func, args, kwargs, out)
     return out
 
 

@@ -25,8 +25,16 @@ SMALL = {"vocab_size": 128, "hidden_size": 64, "intermediate_size": 128, "moe_in
          "qk_nope_head_dim": 8, "v_head_dim": 16, "n_shared_experts": 1}
 
 
+#: Where SMALL leaves a family without attention or experts in 2 layers, or with a rotary size
+#: that does not fit its heads.
+FAMILY = {"jamba": {"attn_layer_period": 2, "attn_layer_offset": 1, "expert_layer_period": 2,
+                    "expert_layer_offset": 1},
+          "qwen3_next": {"full_attention_interval": 2, "decoder_sparse_step": 1},
+          "deepseek_v3": {"head_dim": 8}}
+
+
 def _build(model_type: str, experts: str | None = None) -> torch.nn.Module:
-    config = transformers.AutoConfig.for_model(model_type, **SMALL)
+    config = transformers.AutoConfig.for_model(model_type, **{**SMALL, **FAMILY.get(model_type, {})})
     if experts is not None:
         config._experts_implementation = experts
     torch.manual_seed(0)
@@ -58,12 +66,22 @@ def test_mixtral_grouped_experts_count_what_the_eager_loop_does() -> None:
     assert [r.flops for r in grouped] == [1_048_576, 524_288] * 2
 
 
-@pytest.mark.parametrize("model_type", ["qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss", "deepseek_v2"])
+MOE_FAMILIES = ["qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss", "deepseek_v2", "deepseek_v3", "jamba", "minimax",
+                "hunyuan_v1_moe", "glm4_moe", "granitemoe", "phimoe", "ernie4_5_moe", "qwen3_next", "dots1"]
+
+
+@pytest.mark.parametrize("model_type", MOE_FAMILIES)
 def test_moe_families_on_meta_equal_their_eager_loop(model_type: str) -> None:
     model = _build(model_type).to("meta")
     report = fxflops.count(model, meta(1, 16, dtype=torch.long))
     assert report.uncounted == []
-    assert report.total == _eager_reference(model_type)
+    reference = _eager_reference(model_type)
+    assert report.total == reference
+    # The eager loop itself on meta: its per-expert rows rest on the uniform routing assumption
+    # (fxflops.routing), and a top-k MoE costs the same under any routing.
+    eager = fxflops.count(_build(model_type, "eager").to("meta"), meta(1, 16, dtype=torch.long))
+    assert (eager.total, eager.uncounted) == (reference, [])
+    assert eager.routing == "uniform"
 
 
 def test_by_role_separates_experts_attention_dense_and_the_lm_head() -> None:
