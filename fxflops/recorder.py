@@ -742,7 +742,9 @@ def _run(recorder: CallRecorder, site: tuple[str, str], target: Callable[..., An
          kwargs: dict[str, Any], backward: bool, description: str) -> Any:
     recorder._stack[0] = site
     try:
-        with torch.set_grad_enabled(backward), recorder:
+        # Known values of random factories (torch.randn) draw from the CPU generator: the user's
+        # random stream is left where it was, and each run (meta, then with data) starts from it.
+        with torch.random.fork_rng(devices=[]), torch.set_grad_enabled(backward), recorder:
             return target(*args, **kwargs)
     except FxFlopsError:
         raise

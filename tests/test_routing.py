@@ -188,3 +188,28 @@ def test_generation_through_an_eager_expert_loop_equals_flop_counter_mode_around
     # assumption gives the real routing's count, step by step
     assert report.total == counter.get_total_flops()
     assert report.prefill.routing == "uniform"
+
+
+class _SampledLength(nn.Module):
+    """Keeps a random number of rows, as VITS samples its durations from noise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = int(torch.randint(1, x.shape[0] + 1, ()))
+        return self.proj(x[:keep])
+
+
+def test_random_shapes_follow_the_callers_random_stream_and_leave_it_where_it_was() -> None:
+    model, x = _SampledLength(), torch.randn(64, 8)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    report = fxflops.count(model, x)
+    assert torch.equal(torch.get_rng_state(), state)  # counting drew nothing from the user's stream
+    kept = int(torch.randint(1, 65, ()))  # what the forward draws next from this state
+    # proj: 2 * kept * 8 * 8 = 128 * kept
+    assert report.total == 128 * kept
+    torch.manual_seed(5)
+    assert report.total == _reference(model, x)
