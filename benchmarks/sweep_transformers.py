@@ -510,11 +510,14 @@ def worker() -> None:
 # -- parent side: one worker at a time, with a watchdog ---------------------------------------------
 
 class Worker:
-    def __init__(self, log: Any) -> None:
+    """One worker process: ``command`` (``python -m <command> --worker``) reads model names from stdin
+    and writes JSON events (this module's :func:`worker`, or another sweep's)."""
+
+    def __init__(self, log: Any, command: tuple[str, ...] = ("benchmarks.sweep_transformers",)) -> None:
         env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep),
                    HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error",
                    TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.sweep_transformers", "--worker"],
+        self.proc = subprocess.Popen([sys.executable, "-m", *command, "--worker"],
                                      cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=log, text=True, bufsize=1)
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -577,8 +580,8 @@ class Worker:
         self.proc.wait()
 
 
-def _start_worker(log: Any) -> Worker:
-    w = Worker(log)
+def _start_worker(log: Any, command: tuple[str, ...] = ("benchmarks.sweep_transformers",)) -> Worker:
+    w = Worker(log, command)
     event = w.next_event(time.monotonic() + 180, 1e9)
     if not (isinstance(event, dict) and event.get("event") == "ready"):
         raise RuntimeError(f"the worker did not start ({event}); see {LOG}")
@@ -608,16 +611,20 @@ def _abort_record(model_type: str, why: str, stage: str | None, rec: dict[str, A
     return rec
 
 
-def sweep(types: list[str], timeout: float, max_rss_mib: float, recycle: int, out: Path) -> list[dict[str, Any]]:
+def sweep(types: list[str], timeout: float, max_rss_mib: float, recycle: int, out: Path,
+          command: tuple[str, ...] = ("benchmarks.sweep_transformers",), log_path: Path = LOG,
+          packages: tuple[str, ...] = ("torch", "transformers")) -> list[dict[str, Any]]:
+    """Each of ``types`` through one worker at a time (restarted every ``recycle`` models, and on a
+    timeout, a crash or too much memory); results written to ``out`` as they come."""
     results: list[dict[str, Any]] = []
     started = time.monotonic()
-    with open(LOG, "a") as log:
-        w = _start_worker(log)
+    with open(log_path, "a") as log:
+        w = _start_worker(log, command)
         try:
             for n, model_type in enumerate(types, 1):
                 if w.served >= recycle:
                     w.stop()
-                    w = _start_worker(log)
+                    w = _start_worker(log, command)
                 log.write(f"\n===== {model_type}\n")
                 log.flush()
                 t0 = time.monotonic()
@@ -629,7 +636,7 @@ def sweep(types: list[str], timeout: float, max_rss_mib: float, recycle: int, ou
                     if isinstance(event, str):
                         rec = _abort_record(model_type, event, stage, current, fallback, timeout, w.proc.poll())
                         w.kill()
-                        w = _start_worker(log)
+                        w = _start_worker(log, command)
                         break
                     if event["event"] == "stage":
                         if event["stage"] == "failed-attempt":
@@ -646,21 +653,22 @@ def sweep(types: list[str], timeout: float, max_rss_mib: float, recycle: int, ou
                 print(f"[{n}/{len(types)}] {model_type}: {rec['status']} ({rec['wall_seconds']:.1f} s, "
                       f"eta {eta / 60:.1f} min)", file=sys.stderr, flush=True)
                 if n % 10 == 0 or n == len(types):
-                    _write(out, results, started)
+                    _write(out, results, started, packages)
         finally:
             w.stop()
-    _write(out, results, started)
+    _write(out, results, started, packages)
     return results
 
 
-def _write(out: Path, results: list[dict[str, Any]], started: float) -> None:
+def _write(out: Path, results: list[dict[str, Any]], started: float,
+           packages: tuple[str, ...] = ("torch", "transformers")) -> None:
     import platform
 
     versions = {"python": platform.python_version()}
     try:
         from importlib.metadata import version
 
-        versions.update({p: version(p) for p in ("torch", "transformers")})
+        versions.update({p: version(p) for p in packages})
     except Exception:
         pass
     data = {"versions": versions, "seconds": round(time.monotonic() - started, 1),
@@ -730,10 +738,11 @@ def reason(rec: dict[str, Any]) -> str:
     return _cell(text)
 
 
-def summary(results: list[dict[str, Any]], seconds: float | None = None) -> str:
+def summary(results: list[dict[str, Any]], seconds: float | None = None, what: str = "transformers model types"
+            ) -> str:
     lines: list[str] = []
     counts = Counter(r["status"] for r in results)
-    head = f"# fxflops vs FlopCounterMode on {len(results)} transformers model types"
+    head = f"# fxflops vs FlopCounterMode on {len(results)} {what}"
     lines += [head + (f" ({seconds / 60:.1f} min)" if seconds else ""), "", "| status | model types |", "|---|---|"]
     lines += [f"| {s} | {counts.get(s, 0)} |" for s in STATUSES]
     retried = [r["type"] for r in results if r.get("attempt")]

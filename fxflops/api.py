@@ -268,11 +268,8 @@ def _record_routed(model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[st
     except TraceError:
         if routing != "auto" or not data_carried(model, inputs, kwargs):
             raise
-        try:
-            return record(model, inputs, kwargs, with_data=True, **options)
-        except TraceError:
-            pass
-        raise
+        # Run again with the data; if that fails too, its error is the one to read (it had values).
+        return record(model, inputs, kwargs, with_data=True, **options)
     if recording.routing == "uniform" and routing == "auto" and data_carried(model, inputs, kwargs):
         return record(model, inputs, kwargs, with_data=True, **options)
     return recording

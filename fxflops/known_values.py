@@ -53,8 +53,12 @@ _CPU = torch.device("cpu")
 
 
 def known(tensor: torch.Tensor) -> torch.Tensor | None:
-    """The real CPU value beside ``tensor``, or ``None``."""
-    return getattr(tensor, _ATTRIBUTE, None)
+    """The real CPU value beside ``tensor``, or ``None``. A CPU tensor is its own value (a model
+    may keep tensors outside its parameters and buffers: anchors, scales)."""
+    value = getattr(tensor, _ATTRIBUTE, None)
+    if value is None and tensor.device.type == "cpu":
+        return tensor
+    return value
 
 
 @contextlib.contextmanager
@@ -108,12 +112,18 @@ def forget(tensor: Any) -> None:
 
 
 def all_known(leaves: list[torch.Tensor]) -> bool:
-    return all(hasattr(t, _ATTRIBUTE) for t in leaves)
+    return all(hasattr(t, _ATTRIBUTE) or t.device.type == "cpu" for t in leaves)
 
 
 def _real_argument(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
-        return getattr(value, _ATTRIBUTE)
+        return known(value)
+    if isinstance(value, slice) and any(isinstance(v, torch.Tensor) for v in (value.start, value.stop, value.step)):
+        # x[y0:y1] with tensor bounds (torchvision pastes masks so): the bounds' values
+        bounds = [_real_argument(v) for v in (value.start, value.stop, value.step)]
+        if any(b is None and v is not None for b, v in zip(bounds, (value.start, value.stop, value.step), strict=True)):
+            raise LookupError("a slice bound has no known value")
+        return slice(*bounds)
     if isinstance(value, torch.device) and value.type == "meta":
         return _CPU
     return value
@@ -124,8 +134,11 @@ def evaluate(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
     The caller has checked that every tensor argument has a known value.
     """
-    real_args = tree_map(_real_argument, args)
-    real_kwargs = tree_map(_real_argument, kwargs)
+    try:
+        real_args = tree_map(_real_argument, args)
+        real_kwargs = tree_map(_real_argument, kwargs)
+    except LookupError:
+        return _MISSING
     if real_kwargs.get("device") == "meta":
         real_kwargs["device"] = _CPU
     try:
@@ -147,6 +160,8 @@ def propagate(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
     if not small_enough(out):
         return
     first = args[0] if args else None
+    if isinstance(first, torch.Tensor) and first.device.type == "cpu" and _writes_first_argument(func):
+        return  # a CPU tensor is its own value, and the call itself has just written it
     if isinstance(first, torch.Tensor) and getattr(first, _SHARED, False) and _writes_first_argument(func):
         setattr(first, _ATTRIBUTE, getattr(first, _ATTRIBUTE).clone())  # the model's parameter stays as it was
         delattr(first, _SHARED)

@@ -813,7 +813,7 @@ def _keep_parameter_values(module: nn.Module, cache: dict[int, torch.Tensor]) ->
 
 def _failure_hint(error: BaseException) -> str:
     text = str(error)
-    if "meta" in text and ("item" in text or "data-dependent" in text or "Cannot copy out" in text):
+    if "meta" in text and any(word in text for word in ("item", "data-dependent", "Cannot copy out", "nonzero()")):
         return ("the model reads tensor values (.item(), data-dependent shapes), which meta tensors do not have: "
                 "pass the model with real weights and real inputs (it is then counted on that data, "
                 "routing='data'), or make that module a leaf with leaf_modules=[...] and give it a rule")
