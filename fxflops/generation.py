@@ -170,16 +170,17 @@ def count_generation(
     from fxflops.convention import resolve_convention
     from fxflops.recorder import MetaSession
 
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-        raise TypeError("input_ids must be a 2-D tensor of token ids, (batch, prompt length)")
+    encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+    if not isinstance(input_ids, torch.Tensor) or (input_ids.dim() != 2 and not encoder_decoder):
+        raise TypeError("input_ids must be a 2-D tensor of token ids, (batch, prompt length); an encoder-decoder "
+                        "also takes its encoder's input features, e.g. Whisper's (batch, mel bins, frames)")
     if not isinstance(new_tokens, int) or isinstance(new_tokens, bool) or new_tokens < 1:
         raise ValueError(f"new_tokens must be a positive int, got {new_tokens!r}")
-    encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
     with _COUNT_LOCK:
         registry = prepare_registry(rules)
         resolved = resolve_convention(convention)
         session = MetaSession(model, registry=registry, convention=resolved, leaf_modules=leaf_modules)
-        batch, prompt = input_ids.shape
+        batch, prompt = input_ids.shape[0], input_ids.shape[-1]  # ids: tokens; audio features: frames
         takes = set(inspect.signature(model.forward).parameters)
         kwargs = dict(forward_kwargs)
         kwargs.setdefault("use_cache", True) if "use_cache" in takes else None
@@ -190,8 +191,7 @@ def count_generation(
                 raise NotImplementedError(f"{type(model).__name__}.forward takes no decoder_input_ids: its "
                                           "generation cannot be counted step by step")
             # generate() starts the decoder from one start token per sequence.
-            kwargs["decoder_input_ids"] = torch.empty((input_ids.shape[0], 1), dtype=input_ids.dtype,
-                                                      device="meta")
+            kwargs["decoder_input_ids"] = torch.empty((input_ids.shape[0], 1), dtype=torch.long, device="meta")
         recording = session.call((input_ids,), kwargs)
         name = type(model).__name__
         # transformers 5 names the cache argument "cache" ("past_key_values" before).
@@ -214,7 +214,7 @@ def count_generation(
             if cache is None:
                 raise NotImplementedError(f"{name} returned no past_key_values: its decode steps cannot be counted "
                                           "with a KV cache (is use_cache supported?)")
-            ids = torch.empty((batch, 1), dtype=input_ids.dtype, device="meta")
+            ids = torch.empty((batch, 1), dtype=torch.long, device="meta")
             if encoder_decoder:
                 step_kwargs = {**kwargs, "decoder_input_ids": ids, "encoder_outputs": encoded, cache_name: cache}
                 recording = session.call((), step_kwargs)

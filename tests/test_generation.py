@@ -97,3 +97,22 @@ def test_encoder_decoder_generation_equals_flop_counter_mode_around_generate(mod
     # prefill: the encoder, 2 * (4 * 2*12*64*64 + 2 * 2*12*12*64 + 2 * 2*12*64*128) = 1,646,592, then the first
     # decoder step (c = 1) 186,880 and its cross-attention keys and values 2 * 2 * 2*12*64*64 = 393,216
     assert report.prefill.total == 1_646_592 + 186_880 + 393_216 == 2_226_688
+
+
+def test_whisper_generation_from_audio_features_equals_flop_counter_mode_around_generate() -> None:
+    config = transformers.WhisperConfig(
+        vocab_size=128, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, num_mel_bins=80, max_source_positions=50,
+        max_target_positions=64, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, bos_token_id=0)
+    torch.manual_seed(0)
+    model = transformers.WhisperForConditionalGeneration(config).eval()
+    features = torch.randn(1, 80, 100)  # 100 mel frames; the encoder's stride-2 convolution keeps 50
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH), torch.no_grad():
+        model.generate(features, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    report = fxflops.count_generation(model, features.to("meta"), new_tokens=4)
+    assert report.total == counter.get_total_flops()
+    # Per decoder layer, one token, c decoder tokens in context, 50 encoder frames, d = 64:
+    #   self-attention 4 * 2*64*64 = 32,768 + scores and values 2 * 2*64*c = 256c; cross-attention q and o
+    #   2 * 2*64*64 = 16,384 + its scores and values 2 * 2*64*50 = 12,800; feed-forward 2 * 2*64*128 = 32,768
+    # 2 layers (189,440 + 512c) and the output projection 2*64*128 = 16,384: 205,824 + 512c, c = 2..4
+    assert report.step_costs() == [205_824 + 512 * c for c in (2, 3, 4)] == [206_848, 207_360, 207_872]
