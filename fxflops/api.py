@@ -203,7 +203,7 @@ def count(
                                     grad=backward, flat_outputs=True)
             fallbacks = {"": "trace='export' was requested" if trace == "export" else
                          "symbolic sizes (dynamic=...) are counted through torch.export" if dynamic else
-                         "torch.fx could not trace the top level"}
+                         "torch.fx could not trace the top level: counted through torch.export"}
         if dynamic:
             symbols = symbol_map(program, marked, n_positional)
         records = count_exported(program, registry, resolved, strip="model",

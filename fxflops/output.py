@@ -73,7 +73,7 @@ def summary_lines(report: FlopReport, *, spec: str, inputs: str) -> list[str]:
     if report.causal != "dense":
         lines.append(f"causal:  {report.causal} (attention counts only the scores a causal mask keeps)")
     if report.fallbacks:
-        lines.append("traced:  " + "; ".join(f"{m or '(whole model)'} via torch.export ({why})"
+        lines.append("traced:  " + "; ".join(f"{m or '(whole model)'}: {why}"
                                              for m, why in list(report.fallbacks.items())[:3])
                      + (f"; and {len(report.fallbacks) - 3} more" if len(report.fallbacks) > 3 else ""))
     return lines

@@ -260,6 +260,9 @@ def _describe_value(name: str | None, value: Any) -> dict[str, Any]:
 
     if isinstance(value, torch.Tensor):
         return {"name": name, "shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch.")}
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
+        items = [_describe_value(None, v) for v in value]
+        return {"name": name, "value": "[" + format_inputs(items) + "]"}
     return {"name": name, "value": repr(value)}
 
 
@@ -416,8 +419,34 @@ def _build_torchvision(spec: Spec, method: str) -> Defaults:
                 model = builder(**options)
     except Exception as e:
         raise _build_failed(spec, e) from e
+    if name in torchvision.models.list_models(module=torchvision.models.detection):
+        return _detector_on_an_image(builder, options, spec)
     shape = _torchvision_input_shape(name)
+    if name in torchvision.models.list_models(module=torchvision.models.optical_flow):
+        return model.eval(), (torch.empty(shape, device="meta"), torch.empty(shape, device="meta")), {}
     return model.eval(), (torch.empty(shape, device="meta"),), {}
+
+
+#: The image a detector SPEC is counted on: COCO's typical 480x640, seeded random pixels.
+DETECTION_IMAGE = (3, 480, 640)
+
+
+def _detector_on_an_image(builder: Any, options: dict[str, Any], spec: Spec) -> Defaults:
+    """A detector's shapes follow its image (the proposals NMS keeps, the masks it pastes), so it
+    is built on the CPU with seeded weights and counted on one seeded random image, with the data
+    (``routing="data"``, :mod:`fxflops.routing`); pass your own model and image to the API to count
+    yours."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        try:
+            with _quiet_build():
+                model = builder(**options)
+        except Exception as e:
+            raise _build_failed(spec, e) from e
+        image = torch.rand(DETECTION_IMAGE, generator=torch.Generator().manual_seed(0))
+    return model.eval(), ([image],), {}
 
 
 def _torchvision_input_shape(name: str) -> tuple[int, ...]:

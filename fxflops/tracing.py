@@ -308,7 +308,9 @@ def trace(
                 ) from e
             if not failed or failed in tracer.fallbacks or len(tracer.fallbacks) >= MAX_FALLBACKS:
                 return None
-            tracer.fallbacks[failed] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            tracer.fallbacks[failed] = (f"torch.fx could not follow it ({type(e).__name__}: {first}): counted by "
+                                        "running it on meta tensors, or through torch.export where that fails")
         finally:
             constants = _remove_new_attributes(model, before)
             _restore_attributes(states)

@@ -144,6 +144,25 @@ def test_count_torchvision_resnet18_exact(capsys: pytest.CaptureFixture[str]) ->
     assert data["inputs"] == [{"name": None, "shape": [1, 3, 224, 224], "dtype": "float32"}]
 
 
+def test_count_torchvision_detector_on_its_seeded_image(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torchvision = pytest.importorskip("torchvision")
+    code, out, err = run(capsys, "count", "torchvision:ssdlite320_mobilenet_v3_large", "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    # A detector's shapes follow its image: built with seed 0 and counted on one seeded 480x640 image
+    assert data["inputs"] == [{"name": None, "value": "[3x480x640 float32]"}]
+    assert data["routing"] == "data"
+    torch.manual_seed(0)
+    model = torchvision.models.get_model("ssdlite320_mobilenet_v3_large", weights=None, weights_backbone=None).eval()
+    image = torch.rand(3, 480, 640, generator=torch.Generator().manual_seed(0))
+    with FlopCounterMode(display=False) as counter:
+        model([image])
+    assert data["total"] == counter.get_total_flops()
+
+
 def test_count_default_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "count", "torchvision:resnet18")
     assert code == 0, err
