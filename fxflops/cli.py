@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  fxflops zoo open_clip ViT-B-16 RN50 --exact\n")
     zoo.add_argument("family", choices=("open_clip", "torchvision", "timm", "transformers"),
                      help="the model family: open_clip (OpenCLIP's profile table), torchvision "
-                          "(every classification model), timm (models matching PATTERN), transformers (every "
+                          "(every model builder; detectors on a seeded image), timm (models matching PATTERN), transformers (every "
                           "model type matching PATTERN, from its default config)")
     zoo.add_argument("names", nargs="*", metavar="NAME",
                      help="models to profile (default: every name open_clip.list_models() knows)")
@@ -689,7 +689,7 @@ def _zoo_models(args: argparse.Namespace) -> int:
     if args.family == "torchvision":
         import torchvision
 
-        known = list(torchvision.models.list_models(module=torchvision.models))
+        known = list(torchvision.models.list_models())  # every builder: detectors count on a seeded image
     elif args.family == "transformers":
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
