@@ -257,7 +257,10 @@ def worker(library: str) -> None:
             if library == "timm":
                 families = timm_families()
                 FAMILIES.write_text(json.dumps(families, indent=1) + "\n")
-            out.write(json.dumps({"event": "list", "types": list_names(library)}) + "\n")
+                names = [family["model"] for family in families]
+            else:
+                names = list_names(library)
+            out.write(json.dumps({"event": "list", "types": names}) + "\n")
             continue
         try:
             rec = run_one(library, command, emit)
