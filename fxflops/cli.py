@@ -197,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  fxflops zoo open_clip ViT-B-16 RN50 --exact\n")
     zoo.add_argument("family", choices=("open_clip", "torchvision", "timm", "transformers"),
                      help="the model family: open_clip (OpenCLIP's profile table), torchvision "
-                          "(every model builder; detectors on a seeded image), timm (models matching PATTERN), transformers (every "
-                          "model type matching PATTERN, from its default config)")
+                          "(every model builder; detectors on a seeded image), timm (models matching PATTERN), "
+                          "transformers (every model type matching PATTERN, from its default config)")
     zoo.add_argument("names", nargs="*", metavar="NAME",
                      help="models to profile (default: every name open_clip.list_models() knows)")
     zoo.add_argument("--format", "-f", choices=("table", "csv", "json", "markdown"), default="table",
