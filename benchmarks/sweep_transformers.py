@@ -110,12 +110,9 @@ def _shrink(config: Any, keys: set[str], seen: set[int] | None = None) -> None:
         except Exception:  # a read-only property
             pass
     if changed and _is_int(old_layers) and old_layers > 2 and (set(LAYERS) & keys):
-        for key, value in list(vars(config).items()):  # per-layer lists (layer_types, ...)
-            if isinstance(value, (list, tuple)) and len(value) == old_layers and not key.startswith("_"):
-                try:
-                    setattr(config, key, type(value)(value[:2]))
-                except Exception:
-                    pass
+        # Every layer kind is kept only when the widths are small too: at full width, one more
+        # layer (a DeepSeek-V3.2 MoE layer of 256 experts) outgrows the CPU reference's memory.
+        _shrink_layer_pattern(config, old_layers, every_kind=bool(set(WIDTH) & keys))
     if keys & set(WIDTH):
         width = next((getattr(config, k) for k in WIDTH if _is_int(getattr(config, k, None))), None)
         heads = next((getattr(config, k) for k in HEADS if _is_int(getattr(config, k, None))), None)
@@ -129,8 +126,76 @@ def _shrink(config: Any, keys: set[str], seen: set[int] | None = None) -> None:
                         pass
             if _is_int(getattr(config, "rotary_dim", None)) and config.rotary_dim > head:
                 config.rotary_dim = head
+            _shrink_latent_attention(config, head)
+        if "num_experts_per_tok" in vars(config) and config.num_experts_per_tok is None:
+            config.num_experts_per_tok = 2  # DeepSeek-V2's default config leaves its router's top-k unset
     for _, sub in _sub_configs(config):
         _shrink(sub, keys, seen)
+
+
+def _shrink_layer_pattern(config: Any, old_layers: int, every_kind: bool = True) -> None:
+    """Per-layer lists (``layer_types``, ``mlp_layer_types``, ...) cut to the shrunk depth while
+    keeping one layer of every kind: a hybrid model cut to its first two layers may keep no attention
+    layer at all (Qwen3-Next, Kimi-Linear), and then neither counter can run it. The layers kept are
+    the first two and the first of each kind, in order; the depth becomes their number. Periodic
+    patterns (Jamba's ``attn_layer_period``) longer than the new depth get period 2, offset 1."""
+    per_layer = {key: value for key, value in vars(config).items()
+                 if isinstance(value, (list, tuple)) and len(value) == old_layers and not key.startswith("_")}
+    keep = {0, 1}
+    for value in per_layer.values() if every_kind else ():
+        first: dict[str, int] = {}
+        for index, kind in enumerate(value):
+            first.setdefault(repr(kind), index)
+        keep.update(first.values())
+    indices = sorted(keep)
+    for key, value in per_layer.items():
+        try:
+            setattr(config, key, type(value)(value[i] for i in indices))
+        except Exception:
+            pass
+    depth = len(indices)
+    for key in LAYERS:
+        if getattr(config, key, None) == SMALL[key] and depth != SMALL[key]:
+            try:
+                setattr(config, key, depth)
+            except Exception:
+                pass
+    for key, value in list(vars(config).items()) if every_kind else ():
+        if key.endswith("_layer_period") and _is_int(value) and value > depth:
+            offset_key = key.replace("_period", "_offset")
+            try:
+                setattr(config, key, 2)
+                if _is_int(getattr(config, offset_key, None)):
+                    setattr(config, offset_key, 1)
+            except Exception:
+                pass
+
+
+def _shrink_latent_attention(config: Any, head: int) -> None:
+    """Multi-head latent attention (DeepSeek-V2/V3, Mistral 4, ...): the rotary part, the rest of the
+    query/key head and the value head are separate sizes, and the config derives ``head_dim`` (the
+    rotary embedding's size) and ``qk_head_dim`` from them. Shrunk together, or the rotary embedding
+    no longer fits the heads."""
+    if not _is_int(getattr(config, "qk_rope_head_dim", None)) or config.qk_rope_head_dim <= 0:
+        return
+    rope, nope = max(2, head // 2), max(2, head // 2)
+    # head_dim is the rotary part (DeepSeek) or the whole query/key head with a partial rotary
+    # factor (Mistral 4): its ratio to the rotary part is kept.
+    old_rope, old_head = config.qk_rope_head_dim, getattr(config, "head_dim", None)
+    try:
+        config.qk_rope_head_dim = rope
+        if _is_int(getattr(config, "qk_nope_head_dim", None)) and config.qk_nope_head_dim > 0:
+            config.qk_nope_head_dim = nope
+        else:
+            nope = getattr(config, "qk_nope_head_dim", 0) or 0
+        if _is_int(getattr(config, "v_head_dim", None)):
+            config.v_head_dim = head
+        if hasattr(config, "qk_head_dim"):
+            config.qk_head_dim = rope + nope
+        if _is_int(old_head) and old_head > 0:
+            config.head_dim = rope * old_head // old_rope if old_head % old_rope == 0 else rope
+    except Exception:  # a read-only property
+        pass
 
 
 def _clamp_token_ids(config: Any, vocab: int, seen: set[int] | None = None) -> None:
@@ -198,7 +263,37 @@ def build_model(config: Any, device: str = "meta") -> tuple[str, Any]:
         if mapping is not None and type(config) in mapping:
             with torch.device(device):
                 return name, auto.from_config(config).eval()
-    raise LookupError(f"no {'/'.join(AUTO_CLASSES)} class for {type(config).__name__}")
+    component = component_class(config)
+    if component is not None:
+        with torch.device(device):
+            return component.__name__, component(config).eval()
+    raise LookupError(f"no {'/'.join(AUTO_CLASSES)} class for {type(config).__name__}, and no model class "
+                      f"in its modeling module takes it")
+
+
+def component_class(config: Any) -> Any:
+    """The model class of a config no auto class maps: the components of composite models
+    (``clip_text_model``, ``qwen2_vl_vision``, ``sam_mask_decoder``...) have a config type of their own
+    and a class in the same package's ``modeling_*`` module whose ``config_class`` is that type. A
+    causal LM first, then a class named ``...Model``, then the shortest name."""
+    import importlib
+    import inspect
+
+    from transformers import PreTrainedModel
+
+    module_name = type(config).__module__.replace(".configuration_", ".modeling_")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception:
+        return None
+    found = [c for _, c in inspect.getmembers(module, inspect.isclass)
+             if issubclass(c, PreTrainedModel) and c.__module__ == module.__name__
+             and c.__dict__.get("config_class", getattr(c, "config_class", None)) is type(config)
+             and not c.__name__.endswith("PreTrainedModel")]
+    if not found:
+        return None
+    return min(found, key=lambda c: (not c.__name__.endswith("ForCausalLM"), not c.__name__.endswith("Model"),
+                                     len(c.__name__), c.__name__))
 
 
 def _configs(config: Any) -> list[Any]:
@@ -734,7 +829,8 @@ def reason(rec: dict[str, Any]) -> str:
     if kind == "reference":
         text = f"reference failed: {err['first']}"
     if kind == "fxflops" and "reference_error" in rec and rec["reference_error"].get("type") != "Skipped":
-        text += " [reference fails too]"
+        tag = " [reference fails too]"  # after the cut, so that a long message cannot hide it
+        return _cell(text, 200 - len(tag)) + tag
     return _cell(text)
 
 
