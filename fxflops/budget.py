@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fxflops.errors import FlopBudgetError
+from fxflops.render import share as _share
 from fxflops.units import format_count, format_flops, parse_flops
 
 if TYPE_CHECKING:
@@ -180,7 +181,3 @@ def _nearest_listed_ancestor(name: str, modules: Mapping[str, int]) -> str | Non
         if candidate in modules:
             return candidate
     return "" if "" in modules else None
-
-
-def _share(flops: int, total: int) -> str:
-    return f"{flops / total * 100:.1f}%" if total else "-"

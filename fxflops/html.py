@@ -24,7 +24,7 @@ from fxflops.units import format_flops
 def module_tree_data(report: FlopReport) -> dict[str, Any]:
     """``{name, path, type, flops, children}`` for the whole model, children in graph order,
     ``flops`` inclusive and exact (a decimal string)."""
-    from fxflops.output import module_tree
+    from fxflops.render import module_tree
 
     flops = report.by_module()
     nodes: dict[str, dict[str, Any]] = {}
@@ -41,7 +41,9 @@ def module_tree_data(report: FlopReport) -> dict[str, Any]:
 
 
 def _rows(mapping: dict[str, Any], total: int) -> str:
-    from fxflops.output import _exact, _human, _share
+    from fxflops.render import exact as _exact
+    from fxflops.render import human as _human
+    from fxflops.render import share as _share
 
     cells = []
     for name, value in mapping.items():

@@ -7,7 +7,6 @@ Text tables are for people (SI-prefixed FLOPs next to exact counts); JSON and CS
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 import os
@@ -16,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import tabulate as _tabulate  # type: ignore[import-untyped]
 
+from fxflops.render import exact as _exact
+from fxflops.render import human as _human
+from fxflops.render import module_tree, render_table, tabulate_rows
+from fxflops.render import share as _share
 from fxflops.units import format_flops
 
 if TYPE_CHECKING:
@@ -30,21 +33,6 @@ TOP_OPS = 10
 
 
 # -- count --------------------------------------------------------------------------------------
-
-
-def _share(flops: Any, total: Any) -> str:
-    if not isinstance(flops, int) or not isinstance(total, int):
-        return "-"  # a symbolic count's share depends on the sizes
-    return f"{100.0 * flops / total:.1f}%" if total else "-"
-
-
-def _human(flops: Any) -> str:
-    """``41.09 GFLOPs``, or a symbolic count's formula."""
-    return format_flops(flops) if isinstance(flops, int) else f"{flops} FLOPs"
-
-
-def _exact(flops: Any) -> str:
-    return f"{flops:,}" if isinstance(flops, int) else str(flops)
 
 
 def _params(count: int) -> str:
@@ -90,73 +78,6 @@ def uncounted_note(report: FlopReport) -> str | None:
             f"is a lower bound: {shown}{more}; --strict fails on them, --by node lists them")
 
 
-# Numbers right-aligned, so digits of the exact counts line up.
-#: The module table's columns (one renderer for report.table() and the CLI) and their alignment.
-MODULE_HEADERS = ["module", "type", "output shape", "params", "FLOPs", "exact", "share"]
-_MODULE_ALIGN = ("left", "left", "left", "right", "right", "right", "right")
-_OP_ALIGN = ("left", "right", "right", "right")
-
-
-def _tabulate_indented(rows: list[list[Any]], headers: list[str],
-                       align: tuple[str, ...] = _MODULE_ALIGN) -> str:
-    """tabulate, keeping the leading spaces that indent the module tree.
-
-    tabulate >= 0.10 takes ``preserve_whitespace=``; older versions only read the module global,
-    which is set for this call and restored.
-    """
-    if "preserve_whitespace" in inspect.signature(_tabulate.tabulate).parameters:
-        return str(_tabulate.tabulate(rows, headers=headers, disable_numparse=True, colalign=align,
-                                      preserve_whitespace=True))
-    saved = _tabulate.PRESERVE_WHITESPACE
-    _tabulate.PRESERVE_WHITESPACE = True
-    try:
-        return str(_tabulate.tabulate(rows, headers=headers, disable_numparse=True, colalign=align))
-    finally:
-        _tabulate.PRESERVE_WHITESPACE = saved
-
-
-def module_tree(report: FlopReport, depth: int | None) -> list[str]:
-    """Module names to ``depth``, depth-first, children in the order the graph first reaches them."""
-    totals = report.by_module(depth)
-    children: dict[str, list[str]] = {"": []}
-    for record in report.nodes:
-        parts = record.module.split(".") if record.module else []
-        for level in range(1, len(parts) + 1):
-            name = ".".join(parts[:level])
-            if name not in children:
-                children[name] = []
-                children[".".join(parts[: level - 1])].append(name)
-    ordered: list[str] = []
-    stack = [""]
-    while stack:
-        name = stack.pop()
-        if name in totals:
-            ordered.append(name)
-        stack.extend(reversed(children.get(name, [])))
-    return ordered
-
-
-def module_tree_rows(report: FlopReport, depth: int | None, types: Mapping[str, str]) -> list[list[str]]:
-    """Rows of the indented module tree (:data:`MODULE_HEADERS`): name, type, output shape(s),
-    parameters (submodules included), FLOPs, exact FLOPs, share of the total."""
-    totals = report.by_module(depth)
-    rows = []
-    for name in module_tree(report, depth):
-        flops = totals[name]
-        label = "  " * (name.count(".") + 1) + name.rsplit(".", 1)[-1] if name else "(total)"
-        share = _share(flops, report.total)
-        params = report.module_params.get(name)
-        rows.append([label, types.get(name, ""), _output_shapes(report.module_outputs.get(name, ())),
-                     f"{params:,}" if params is not None else "", _human(flops), _exact(flops), share])
-    return rows
-
-
-def _output_shapes(shapes: Sequence[Sequence[Any]], shown: int = 2) -> str:
-    """``1x64x56x56``; several outputs comma-separated, the first ``shown`` of them."""
-    text = ", ".join("x".join(map(str, shape)) for shape in list(shapes)[:shown])
-    return text + (f", +{len(shapes) - shown}" if len(shapes) > shown else "")
-
-
 def count_table(report: FlopReport, *, spec: str, inputs: str, by: str | None, depth: int | None,
                 top: int | None, module_types: Mapping[str, str] | None = None) -> str:
     """The default ``count`` output: summary, then the module tree to ``depth``, then the top ops.
@@ -166,21 +87,13 @@ def count_table(report: FlopReport, *, spec: str, inputs: str, by: str | None, d
     are taken from the report, which only knows modules that own graph nodes directly.
     """
     parts = ["\n".join(summary_lines(report, spec=spec, inputs=inputs))]
-    types = dict(module_types or {})
-    for record in report.nodes:
-        types.setdefault(record.module, record.module_type)
-    if by == "module" or by is None:
-        rows = module_tree_rows(report, depth, types)
-        parts.append(_tabulate_indented(rows, MODULE_HEADERS))
-    else:
-        parts.append(report.table(by=by, depth=depth, top=top))
+    # The module tree is shown whole (``top`` cuts the other groupings and the top ops).
+    parts.append(render_table(report, by=by or "module", depth=depth, top=None if by in (None, "module") else top,
+                              module_types=module_types))
     if by is None:
-        ops = [(op, flops) for op, flops in report.by_op().items() if flops]
-        if ops:
-            rows = [[op, _human(f), _exact(f), _share(f, report.total)]
-                    for op, f in ops[: top or TOP_OPS]]
-            parts.append("top ops\n" + _tabulate.tabulate(rows, headers=["op", "FLOPs", "exact", "share"],
-                                                          disable_numparse=True, colalign=_OP_ALIGN))
+        ops = render_table(report, by="op", top=top or TOP_OPS, nonzero=True)
+        if any(report.by_op().values()):
+            parts.append("top ops\n" + ops)
     note = uncounted_note(report)
     if note:
         parts.append(note)
@@ -357,5 +270,5 @@ def roofline_table(report: FlopReport, line: Any, depth: int | None) -> str:
     header = (f"roofline on {chip.name}: dense TFLOP/s {peaks}; HBM {chip.bandwidth / 1e12:g} TB/s\n"
               "bytes: an upper bound of memory traffic (no cache, no fusion); time per node = "
               "max(FLOPs / peak, bytes / bandwidth); not validated against a GPU")
-    table = _tabulate_indented(rows, ROOFLINE_HEADERS, _ROOFLINE_ALIGN)
+    table = tabulate_rows(rows, ROOFLINE_HEADERS, _ROOFLINE_ALIGN)
     return f"{header}\n\n{table}\n{line.summary()}\n"
