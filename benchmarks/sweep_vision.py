@@ -1,8 +1,9 @@
-"""Sweep torchvision's model builders or timm's families: fxflops next to torch's FlopCounterMode.
+"""Sweep torchvision's model builders, timm's families or diffusers' model classes: fxflops next to torch's FlopCounterMode.
 
     python -m benchmarks.sweep_vision torchvision            # every builder torchvision lists
     python -m benchmarks.sweep_vision timm                   # the smallest model of every timm family
     python -m benchmarks.sweep_vision timm 'vit*' --docs     # fnmatch patterns; --docs writes docs/
+    python -m benchmarks.sweep_vision diffusers              # every ModelMixin diffusers exports
 
 What is swept, built automatically:
 
@@ -10,6 +11,9 @@ What is swept, built automatically:
   segmentation, detection, video, optical flow), ``weights=None``. Inputs: one 224x224 image (299
   for Inception v3), a 16-frame 112x112 clip for the ResNet-3D family and 224x224 for the other
   video models, two images for RAFT, and for detectors one real image (seeded random pixels, 320x320).
+* ``diffusers`` (optional, not in the test extras): every ``ModelMixin`` class diffusers exports,
+  built from its default config with depth arguments above 2 set to 2; keyword inputs are built
+  from the forward's parameter names and the config (``benchmarks/diffusers_models.py``).
 * ``timm``: for every module of ``timm.list_modules()`` (a family: ``vision_transformer``,
   ``convnext``, ...), the model of ``timm.list_models(module=...)`` with the fewest parameters
   (built on meta to count them), at its ``pretrained_cfg`` input size. The chosen names are written
@@ -36,7 +40,7 @@ from typing import Any
 from benchmarks.sweep_transformers import ROOT, _start_worker, classify, describe, summary, sweep, uncounted_targets
 
 FAMILIES = ROOT / "benchmarks" / "timm_families.json"
-LIBRARIES = ("torchvision", "timm")
+LIBRARIES = ("torchvision", "timm", "diffusers")
 DETECTION_SIZE = 320
 
 
@@ -168,6 +172,78 @@ def run_one(library: str, name: str, emit: Any) -> dict[str, Any]:
     return rec
 
 
+def run_keywords(name: str, emit: Any) -> dict[str, Any]:
+    """One diffusers class (:mod:`benchmarks.diffusers_models`): built on meta, called with keyword
+    inputs, both counters on meta; on a CPU copy (seeded weights and inputs) when FlopCounterMode
+    cannot run on meta, as for the other libraries."""
+    import time
+
+    import torch
+
+    import fxflops
+    from benchmarks.diffusers_models import build as build_diffusers
+    from benchmarks.diffusers_models import inputs_for as diffusers_inputs
+
+    rec: dict[str, Any] = {"type": name}
+    start = time.perf_counter()
+    emit("build", rec)
+    try:
+        model = build_diffusers(name, "meta")
+        inputs = diffusers_inputs(name, model)
+    except Exception as e:
+        rec["build_error"] = describe(e)
+        rec["status"] = classify(rec)
+        return rec
+    rec.update(kind="diffusers", built_on="meta")
+    emit("fxflops", rec)
+    try:
+        report = fxflops.count(model, (), kwargs=inputs)
+        rec.update(fxflops_total=int(report.total), trace=report.trace, routing=report.routing,
+                   uncounted=uncounted_targets(report))
+    except Exception as e:
+        rec["fxflops_error"] = describe(e)
+    rec["fxflops_seconds"] = round(time.perf_counter() - start, 2)
+    emit("reference", rec)
+    try:
+        rec["reference_total"] = reference_total(_Keywords(model, inputs), (), "meta")
+        rec["reference_device"] = "meta"
+    except Exception as e:
+        rec["reference_error"] = describe(e)
+        try:
+            torch.manual_seed(0)
+            cpu_model = build_diffusers(name, "cpu")
+            (cpu_inputs,) = _on_cpu((inputs,))
+            torch.manual_seed(1)
+            total = reference_total(_Keywords(cpu_model, cpu_inputs), (), "cpu")
+        except Exception as cpu_error:
+            rec["reference_cpu_error"] = describe(cpu_error)
+        else:
+            rec.pop("reference_error")
+            rec.update(reference_total=total, reference_device="cpu")
+            try:
+                torch.manual_seed(1)
+                report = fxflops.count(cpu_model, (), kwargs=cpu_inputs)
+                if "fxflops_error" in rec:
+                    rec["meta_fxflops_error"] = rec.pop("fxflops_error")
+                rec.update(fxflops_total=int(report.total), fxflops_device="cpu", routing=report.routing,
+                           uncounted=uncounted_targets(report))
+            except Exception as cpu_error:
+                rec["fxflops_cpu_error"] = describe(cpu_error)
+    rec["seconds"] = round(time.perf_counter() - start, 2)
+    rec["status"] = classify(rec)
+    return rec
+
+
+class _Keywords:
+    """``model(**inputs)`` as a no-argument call, for :func:`reference_total`."""
+
+    def __init__(self, model: Any, inputs: dict[str, Any]) -> None:
+        self.model, self.inputs = model, inputs
+
+    def __call__(self) -> Any:
+        return self.model(**self.inputs)
+
+
 def _reference_on_cpu(library: str, name: str, args: tuple[Any, ...], rec: dict[str, Any]) -> None:
     """Both counters on a CPU copy with seeded weights and inputs, when FlopCounterMode fails on meta."""
     import torch
@@ -200,6 +276,10 @@ def _reference_on_cpu(library: str, name: str, args: tuple[Any, ...], rec: dict[
 
 
 def list_names(library: str) -> list[str]:
+    if library == "diffusers":
+        from benchmarks.diffusers_models import list_classes
+
+        return list_classes()
     if library == "torchvision":
         import torchvision
 
@@ -263,7 +343,7 @@ def worker(library: str) -> None:
             out.write(json.dumps({"event": "list", "types": names}) + "\n")
             continue
         try:
-            rec = run_one(library, command, emit)
+            rec = run_keywords(command, emit) if library == "diffusers" else run_one(library, command, emit)
         except Exception as e:  # a bug here must not end the sweep
             rec = {"type": command, "build_error": describe(e), "status": "build error"}
         out.write(json.dumps({"event": "done", "rec": rec}, default=str) + "\n")
@@ -303,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = args.out or Path(f"/tmp/sweep_{args.library}.json")
     log_path = Path(f"/tmp/sweep_{args.library}.log")
-    what = "torchvision model builders" if args.library == "torchvision" else "timm families (smallest model each)"
+    what = {"torchvision": "torchvision model builders", "timm": "timm families (smallest model each)",
+            "diffusers": "diffusers model classes"}[args.library]
     if args.from_json:
         data = json.loads(out.read_text())
         text = summary(data["results"], data.get("seconds"), what)

@@ -1,0 +1,135 @@
+"""diffusers for the library sweep: every model class, a small config, default keyword inputs.
+
+What is swept: every class exported by ``diffusers`` that subclasses ``ModelMixin`` (UNets,
+autoencoders, diffusion transformers, ControlNets, adapters...), built from its default config with
+the depth cut (``num_layers``-like arguments above 2 set to 2; widths stay as released, which the
+meta device makes free) on the meta device. Inputs are built from ``forward``'s parameter names and
+the config, with no per-class table:
+
+* ``sample`` / ``hidden_states``: a latent of ``in_channels`` channels, 16x16 (``(B, C, H, W)``;
+  ``(B, C, F, H, W)`` with 2 frames for classes named ``...3D...``/``...Video...``; ``(B, C, L)`` for
+  ``...1D...``/audio classes); packed ``(B, 16, in_channels)`` tokens when ``forward`` takes ``img_ids``
+  (Flux-like), with ``img_ids``/``txt_ids`` position ids;
+* ``encoder_hidden_states``: 8 text tokens of the config's text width (``caption_channels``,
+  ``joint_attention_dim``, ``text_dim``, ``text_embed_dim``, ``cross_attention_dim``, ...);
+* ``timestep`` one value, ``pooled_projections`` of ``pooled_projection_dim``, DiT's ``class_labels``;
+* other required arguments: none is invented; the model is listed as a build error naming them.
+
+A class these rules do not fit is listed with its reason (docs/coverage-diffusers.md), never hidden.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+#: Latent side, frames, text tokens and packed image tokens of the default inputs.
+LATENT = 16
+FRAMES = 2
+TEXT_TOKENS = 8
+PACKED_TOKENS = 16
+#: Depth arguments cut to 2.
+DEPTH = ("num_layers", "num_single_layers", "num_blocks", "depth", "num_transformer_layers", "num_hidden_layers",
+         "num_refiner_layers", "num_encoder_layers", "num_decoder_layers")
+#: Config fields that give the width of ``encoder_hidden_states``, in order of preference.
+TEXT_WIDTH = ("caption_channels", "joint_attention_dim", "text_dim", "text_embed_dim", "text_hidden_dim",
+              "encoder_hid_dim", "cross_attention_dim", "context_dim")
+
+
+def list_classes() -> list[str]:
+    """Every ``ModelMixin`` subclass ``diffusers`` exports, by name."""
+    import diffusers
+
+    names = []
+    for name in dir(diffusers):
+        if name.startswith("_"):
+            continue
+        try:
+            obj = getattr(diffusers, name)
+        except Exception:  # an optional backend missing
+            continue
+        if inspect.isclass(obj) and issubclass(obj, diffusers.ModelMixin) and obj is not diffusers.ModelMixin:
+            names.append(name)
+    return sorted(names)
+
+
+def small_overrides(cls: Any) -> dict[str, Any]:
+    """The depth arguments of ``cls.__init__`` above 2, set to 2."""
+    overrides = {}
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if name in DEPTH and isinstance(p.default, int) and not isinstance(p.default, bool) and p.default > 2:
+            overrides[name] = 2
+    return overrides
+
+
+def build(name: str, device: str) -> Any:
+    import diffusers
+    import torch
+
+    cls = getattr(diffusers, name)
+    with torch.device(device):
+        return cls(**small_overrides(cls)).eval()
+
+
+def _int(config: Any, *keys: str) -> int | None:
+    for key in keys:
+        value = config.get(key) if hasattr(config, "get") else getattr(config, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _rank(name: str) -> int:
+    """Spatial dimensions of a class's latent: 3 (frames, height, width), 1 (length) or 2."""
+    if any(part in name for part in ("3D", "Video", "Wan", "Mochi", "Cosmos", "Allegro", "Hunyuan", "LTX")):
+        return 3
+    if any(part in name for part in ("1D", "Audio", "Oobleck", "Music")):
+        return 1
+    return 2
+
+
+def inputs_for(name: str, model: Any) -> dict[str, Any]:
+    """Default keyword inputs on meta (see the module docstring); ``LookupError`` when a required
+    argument has no rule here."""
+    import torch
+
+    meta = torch.device("meta")
+    config = model.config
+    params = inspect.signature(model.forward).parameters
+    channels = _int(config, "in_channels", "latent_channels", "num_channels") or 4
+    packed = "img_ids" in params
+    rank = _rank(name)
+    spatial = {1: (LATENT * 4,), 2: (LATENT, LATENT), 3: (FRAMES, LATENT, LATENT)}[rank]
+    latent = (1, PACKED_TOKENS, channels) if packed else (1, channels, *spatial)
+    text = _int(config, *TEXT_WIDTH)
+    inputs: dict[str, Any] = {}
+    missing = []
+    for pname, p in params.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        required = p.default is inspect.Parameter.empty
+        if pname in ("sample", "hidden_states", "x", "latents"):
+            inputs[pname] = torch.empty(latent, device=meta)
+        elif pname in ("timestep", "timesteps", "timestep_ratio"):
+            inputs[pname] = torch.ones(1, device=meta)
+        elif pname == "encoder_hidden_states" and text is not None:
+            inputs[pname] = torch.empty(1, TEXT_TOKENS, text, device=meta)
+        elif pname == "pooled_projections" and _int(config, "pooled_projection_dim") is not None:
+            inputs[pname] = torch.empty(1, _int(config, "pooled_projection_dim"), device=meta)
+        elif pname == "img_ids" and packed:
+            inputs[pname] = torch.zeros(PACKED_TOKENS, 3, device=meta)
+        elif pname == "txt_ids" and packed:
+            inputs[pname] = torch.zeros(TEXT_TOKENS, 3, device=meta)
+        elif pname == "class_labels" and (required or name.startswith("DiT")):
+            inputs[pname] = torch.zeros(1, dtype=torch.long, device=meta)
+        elif pname == "added_cond_kwargs" and hasattr(model, "use_additional_conditions"):
+            # PixArt's micro-conditions: the image's resolution and aspect ratio, when its config uses them.
+            extra = model.use_additional_conditions
+            inputs[pname] = {"resolution": torch.empty(1, 2, device=meta) if extra else None,
+                             "aspect_ratio": torch.empty(1, 1, device=meta) if extra else None}
+        elif required:
+            missing.append(pname)
+    if missing or not inputs:
+        taken = ", ".join(p for p in params if p not in ("self", "kwargs"))[:200]
+        raise LookupError(f"no default input for {', '.join(missing) or 'any argument'} of forward({taken})")
+    return inputs
