@@ -1,4 +1,4 @@
-"""Sweep torchvision's model builders, timm's families or diffusers' model classes: fxflops next to torch's FlopCounterMode.
+"""Sweep torchvision builders, timm families or diffusers model classes: fxflops next to FlopCounterMode.
 
     python -m benchmarks.sweep_vision torchvision            # every builder torchvision lists
     python -m benchmarks.sweep_vision timm                   # the smallest model of every timm family
