@@ -132,10 +132,45 @@ def _on_cpu(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tree_map(real, args)
 
 
+def _count_into(rec: dict[str, Any], model: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any] | None = None) -> None:
+    """``fxflops.count`` on the meta-built model; its total, front end and uncounted targets go into
+    ``rec``, or its error does."""
+    import fxflops
+
+    try:
+        report = fxflops.count(model, args, kwargs=kwargs)
+        rec.update(fxflops_total=int(report.total), trace=report.trace, routing=report.routing,
+                   uncounted=uncounted_targets(report))
+    except Exception as e:
+        rec["fxflops_error"] = describe(e)
+
+
+def _recount_on_cpu(rec: dict[str, Any], model: Any, args: tuple[Any, ...],
+                    kwargs: dict[str, Any] | None = None) -> None:
+    """``fxflops.count`` again on the CPU copy the reference ran on, so both see the same data; the
+    meta result is kept under ``meta_fxflops_*``."""
+    import torch
+
+    import fxflops
+
+    try:
+        torch.manual_seed(1)
+        report = fxflops.count(model, args, kwargs=kwargs)
+    except Exception as e:
+        rec["fxflops_cpu_error"] = describe(e)
+        return
+    if "fxflops_error" in rec:
+        rec["meta_fxflops_error"] = rec.pop("fxflops_error")
+    else:
+        rec["meta_fxflops_total"] = rec.get("fxflops_total")
+    rec.update(fxflops_total=int(report.total), fxflops_device="cpu", routing=report.routing,
+               uncounted=uncounted_targets(report))
+
+
 def run_one(library: str, name: str, emit: Any) -> dict[str, Any]:
     import time
 
-    import fxflops
 
     rec: dict[str, Any] = {"type": name}
     start = time.perf_counter()
@@ -152,12 +187,7 @@ def run_one(library: str, name: str, emit: Any) -> dict[str, Any]:
         model, built_on = _build(library, name, "cpu"), "cpu"  # a detector reads its data: real weights
         rec["built_on"] = "cpu"
     emit("fxflops", rec)
-    try:
-        report = fxflops.count(model, args)
-        rec.update(fxflops_total=int(report.total), trace=report.trace, routing=report.routing,
-                   uncounted=uncounted_targets(report))
-    except Exception as e:
-        rec["fxflops_error"] = describe(e)
+    _count_into(rec, model, args)
     rec["fxflops_seconds"] = round(time.perf_counter() - start, 2)
     emit("reference", rec)
     device = "cpu" if built_on == "cpu" and kind == "detection" else "meta"
@@ -180,7 +210,6 @@ def run_keywords(name: str, emit: Any) -> dict[str, Any]:
 
     import torch
 
-    import fxflops
     from benchmarks.diffusers_models import build as build_diffusers
     from benchmarks.diffusers_models import inputs_for as diffusers_inputs
 
@@ -196,12 +225,7 @@ def run_keywords(name: str, emit: Any) -> dict[str, Any]:
         return rec
     rec.update(kind="diffusers", built_on="meta")
     emit("fxflops", rec)
-    try:
-        report = fxflops.count(model, (), kwargs=inputs)
-        rec.update(fxflops_total=int(report.total), trace=report.trace, routing=report.routing,
-                   uncounted=uncounted_targets(report))
-    except Exception as e:
-        rec["fxflops_error"] = describe(e)
+    _count_into(rec, model, (), inputs)
     rec["fxflops_seconds"] = round(time.perf_counter() - start, 2)
     emit("reference", rec)
     try:
@@ -220,15 +244,7 @@ def run_keywords(name: str, emit: Any) -> dict[str, Any]:
         else:
             rec.pop("reference_error")
             rec.update(reference_total=total, reference_device="cpu")
-            try:
-                torch.manual_seed(1)
-                report = fxflops.count(cpu_model, (), kwargs=cpu_inputs)
-                if "fxflops_error" in rec:
-                    rec["meta_fxflops_error"] = rec.pop("fxflops_error")
-                rec.update(fxflops_total=int(report.total), fxflops_device="cpu", routing=report.routing,
-                           uncounted=uncounted_targets(report))
-            except Exception as cpu_error:
-                rec["fxflops_cpu_error"] = describe(cpu_error)
+            _recount_on_cpu(rec, cpu_model, (), cpu_inputs)
     rec["seconds"] = round(time.perf_counter() - start, 2)
     rec["status"] = classify(rec)
     return rec
@@ -248,7 +264,6 @@ def _reference_on_cpu(library: str, name: str, args: tuple[Any, ...], rec: dict[
     """Both counters on a CPU copy with seeded weights and inputs, when FlopCounterMode fails on meta."""
     import torch
 
-    import fxflops
 
     try:
         torch.manual_seed(0)
@@ -261,18 +276,7 @@ def _reference_on_cpu(library: str, name: str, args: tuple[Any, ...], rec: dict[
         return
     rec.pop("reference_error", None)
     rec.update(reference_total=total, reference_device="cpu")
-    try:
-        torch.manual_seed(1)
-        report = fxflops.count(model, cpu_args)
-    except Exception as e:
-        rec["fxflops_cpu_error"] = describe(e)
-        return
-    if "fxflops_error" in rec:
-        rec["meta_fxflops_error"] = rec.pop("fxflops_error")
-    else:
-        rec["meta_fxflops_total"] = rec.get("fxflops_total")
-    rec.update(fxflops_total=int(report.total), fxflops_device="cpu", routing=report.routing,
-               uncounted=uncounted_targets(report))
+    _recount_on_cpu(rec, model, cpu_args)
 
 
 def list_names(library: str) -> list[str]:
