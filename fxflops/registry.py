@@ -118,6 +118,10 @@ def describe_target(key: Any) -> str:
     name = getattr(key, "__qualname__", None) or getattr(key, "__name__", None) or repr(key)
     if key in _OPERATOR_NAMES:
         return _OPERATOR_NAMES[key]
+    if "<locals>" in name:
+        # torch.unique_consecutive and F.max_pool2d are closures made by boolean_dispatch, whose
+        # qualname is "boolean_dispatch.<locals>.fn"; their __name__ is the public one.
+        name = getattr(key, "__name__", name)
     if name.startswith("_VariableFunctionsClass."):
         return "torch." + name.split(".", 1)[1]
     for private, public in _PRIVATE_NAMESPACES.items():

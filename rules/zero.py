@@ -50,7 +50,7 @@ zero(
     torch.unflatten, torch.is_tensor, torch.is_floating_point, torch.numel, torch.result_type,
     torch.promote_types, torch.get_default_dtype,
     torch.is_grad_enabled, torch.is_autocast_enabled, torch.searchsorted, torch.bucketize,
-    torch.unique, torch.sort, torch.argsort, torch.topk, torch.kthvalue, torch.real, torch.imag,
+    torch.unique, torch.unique_consecutive, torch.sort, torch.argsort, torch.topk, torch.kthvalue, torch.real, torch.imag,
 )
 zero(F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
      F.embedding, F.one_hot, F.pad, F.pixel_shuffle, F.pixel_unshuffle, F.unfold, F.fold,
@@ -71,7 +71,7 @@ zero(
     "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "fill_", "zero_", "copy_",
     "roll", "flip", "tril", "triu", "tril_", "triu_", "diagonal", "diag_embed", "unfold",
     "__getitem__", "__setitem__", "__len__", "nonzero", "argwhere", "sort", "argsort", "topk",
-    "unique", "where", "as_strided", "narrow_copy", "item", "tolist", "float_power_", "align_to",
+    "unique", "unique_consecutive", "where", "as_strided", "narrow_copy", "item", "tolist", "float_power_", "align_to",
     "pin_memory", "share_memory_", "bernoulli", "bernoulli_", "normal_", "uniform_", "random_",
     "exponential_", "dtype", "shape", "device",
     # Tensor properties (torch reports reading one as a call): metadata, views and autograd state

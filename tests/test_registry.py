@@ -41,6 +41,26 @@ def test_builtin_rules_cover_the_required_families() -> None:
             "reduction", "pooling", "interpolation", "zero"} <= categories
 
 
+def test_boolean_dispatch_functions_have_rules_and_public_names() -> None:
+    """torch.unique_consecutive (Qwen2.5-VL's window attention) is a boolean_dispatch closure, once
+    reported as ``boolean_dispatch.<locals>.fn`` without a rule."""
+
+    class Windows(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            return self.proj(x[torch.unique_consecutive(index)])
+
+    assert describe_target(torch.unique_consecutive) == "torch.functional.unique_consecutive"
+    assert describe_target(torch.nn.functional.max_pool2d) == "torch.nn.functional.max_pool2d"
+    report = fxflops.count(Windows(), (torch.ones(5, 8), torch.tensor([0, 0, 2, 3, 3])), strict=True)
+    # unique_consecutive picks rows 0, 2, 3 (0 FLOPs); Linear: 2 * 3 rows * 8 in * 4 out = 192 (the
+    # default convention, like FlopCounterMode, charges no bias)
+    assert report.total == 192
+
+
 def test_rule_packs_load_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     class Widget(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
