@@ -234,5 +234,26 @@ def index_shape(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
     return torch.empty(result.shape, dtype=result.dtype, device="meta")
 
 
+def known_scalars_as_numbers(args: tuple[Any, ...], kwargs: dict[str, Any]
+                             ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """``args``/``kwargs`` with every 0-d meta tensor whose value is known replaced by that Python
+    number, or ``None`` if there is none. Sizes often arrive as 0-d tensors (``for t, h, w in
+    grid_thw: F.interpolate(x, size=(h, w))``), which a call reads with ``int()``: as numbers they
+    are the same sizes, and the call's tensor work is unchanged."""
+    replaced = False
+
+    def number(value: Any) -> Any:
+        nonlocal replaced
+        if isinstance(value, torch.Tensor) and value.device.type == "meta" and value.dim() == 0:
+            real = known(value)
+            if real is not None:
+                replaced = True
+                return real.item()
+        return value
+
+    new_args, new_kwargs = tree_map(number, args), tree_map(number, kwargs)
+    return (new_args, new_kwargs) if replaced else None
+
+
 def is_missing(value: Any) -> bool:
     return value is _MISSING

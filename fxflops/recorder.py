@@ -232,13 +232,14 @@ class CallRecorder(TorchFunctionMode):
     def _answer_off_meta(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                          leaves: list[torch.Tensor], known: bool, error: Exception) -> Any:
         """A call meta tensors refused: answered from known values (:mod:`fxflops.known_values`),
-        or rerun with the model's stray CPU tensors made meta; else the original error."""
+        or rerun with its known 0-d tensors as numbers (sizes read with ``int()``), or with the
+        model's stray CPU tensors made meta; else the original error."""
         out = known_values.answer(func, args, kwargs) if known else known_values.index_shape(func, args, kwargs)
         if not known_values.is_missing(out):
             if known_values.any_assumed(leaves):
                 self.assumed_routing = True
             return out
-        retry = _off_meta_tensors(leaves, args, kwargs)
+        retry = known_values.known_scalars_as_numbers(args, kwargs) or _off_meta_tensors(leaves, args, kwargs)
         if retry is None:
             raise error
         try:

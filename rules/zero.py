@@ -50,7 +50,8 @@ zero(
     torch.unflatten, torch.is_tensor, torch.is_floating_point, torch.numel, torch.result_type,
     torch.promote_types, torch.get_default_dtype,
     torch.is_grad_enabled, torch.is_autocast_enabled, torch.searchsorted, torch.bucketize,
-    torch.unique, torch.unique_consecutive, torch.sort, torch.argsort, torch.topk, torch.kthvalue, torch.real, torch.imag,
+    torch.unique, torch.unique_consecutive, torch.sort, torch.argsort, torch.topk, torch.kthvalue,
+    torch.real, torch.imag,
 )
 zero(F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
      F.embedding, F.one_hot, F.pad, F.pixel_shuffle, F.pixel_unshuffle, F.unfold, F.fold,

@@ -10,6 +10,7 @@ import pytest
 import torch
 from flop_testing import meta
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import fxflops
@@ -160,6 +161,30 @@ def test_real_inputs_are_counted_with_their_data() -> None:
     mask = torch.tensor([True, False, True, True, False])
     # 3 rows kept: 2 * 3 * 8 * 8 = 384
     assert fxflops.count(Gate(), (meta(5, 8), mask)).total == 384
+
+
+def test_sizes_read_from_a_real_grid_reach_calls_that_take_numbers() -> None:
+    """HunYuan-VL's patch embedding: ``for t, h, w in grid_thw: F.interpolate(pos, size=(h, w))``.
+    The sizes are 0-d tensors with known values; interpolate reads them with ``int()``."""
+
+    class GridPositions(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.grid = nn.Parameter(torch.zeros(1, 4, 2, 2))
+            self.proj = nn.Linear(4, 2)
+
+        def forward(self, grid_thw: torch.Tensor) -> torch.Tensor:
+            out = []
+            for t, h, w in grid_thw:
+                pos = F.interpolate(self.grid, size=(h, w), mode="nearest")
+                out.append(pos.flatten(2).transpose(1, 2).repeat(t, 1, 1))
+            return self.proj(torch.cat(out, dim=1))
+
+    with torch.device("meta"):
+        model = GridPositions()
+    # grid [[1, 3, 5]]: 15 positions of 4 channels (nearest interpolation: 0 FLOPs, as in
+    # FlopCounterMode); Linear 2 * 15 * 4 * 2 = 240
+    assert fxflops.count(model, torch.tensor([[1, 3, 5]]), strict=True).total == 240
 
 
 class Counting(nn.Module):
