@@ -200,6 +200,7 @@ _register("reduction", reduction_flops, "sum", "mean", "nansum", "prod", "amax",
           "min", "argmax", "argmin", "var", "std", "var_mean", "std_mean", "norm", "linalg_vector_norm",
           "logsumexp", "cumsum", "cumprod", "cummax", "cummin", "any", "all", "count_nonzero", "median",
           "diff", "embedding_bag", "_embedding_bag", "cosine_similarity", "pairwise_distance", "cdist",
+          "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
           "_cdist_forward", "dist")
 _register("pooling", pooling_flops, "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
           "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",

@@ -73,6 +73,9 @@ _REDUCTION_CONSTANTS = {
     "logsumexp": 2,  # exp, sum
     "cosinesimilarity": 6,  # x*y, sum, x*x, sum, y*y, sum
     "pairwisedistance": 3, "dist": 3, "cdist": 3, "cdistforward": 3,  # subtract, |d|^p, sum
+    # pointwise regression losses, per input element (a reduced mean or sum; "none" keeps them all)
+    "mseloss": 3, "l1loss": 3,  # subtract, square or |d|, sum
+    "smoothl1loss": 4, "huberloss": 4,  # subtract, |d|, the quadratic or linear branch, sum
 }
 
 _GRID_SAMPLER_MODES = {0: "bilinear", 1: "nearest", 2: "bicubic"}
@@ -278,7 +281,9 @@ def reduction_flops(ctx: NodeContext) -> int:
       ``pairwise_distance``, ``dist``: 3 (subtract, |d|^p, sum); ``cdist`` of (.., P, M) and
       (.., R, M): 3 per (p, r, m) triple, ``3 * numel(out) * M``;
     * ``EmbeddingBag``: 1 per element gathered, ``numel(indices) * embedding_dim``;
-    * ``trace``: 1 per diagonal element; ``diff``: 1 per output element.
+    * ``trace``: 1 per diagonal element; ``diff``: 1 per output element;
+    * pointwise regression losses, per element of the input: ``mse_loss``, ``l1_loss`` 3 (subtract,
+      square or absolute value, sum); ``smooth_l1_loss``, ``huber_loss`` 4 (and the branch).
     """
     name = op_name(ctx)
     constant = ctx.convention.constant("reduction", _REDUCTION_CONSTANTS.get(name, REDUCTION_PER_ELEMENT))
@@ -485,6 +490,8 @@ _REDUCTION_FUNCTIONS = (
     torch.cummin, torch.any, torch.all, torch.count_nonzero, torch.median, torch.nanmedian,
     torch.linalg.norm, torch.linalg.vector_norm, torch.linalg.matrix_norm, F.cosine_similarity,
     F.pairwise_distance, torch.cdist, torch.dist, torch.trace, torch.diff, torch._is_all_true,
+    F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss,
+    nn.HuberLoss,
 )
 _REDUCTION_METHODS = (
     "sum", "mean", "nansum", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "std", "var",

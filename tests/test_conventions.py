@@ -363,6 +363,36 @@ def test_elementwise_functions(trace: str) -> None:
     assert total(make_call(torch.mul, 1, other=2.0), x, trace=trace) == expected
 
 
+LOSSES = [
+    # mse: subtract, square, sum: 3 * 40
+    pytest.param(lambda: nn.MSELoss(), 120, id="MSELoss"),
+    pytest.param(lambda: Call(F.mse_loss), 120, id="mse_loss"),
+    # l1: subtract, |d|, sum: 3 * 40
+    pytest.param(lambda: Call(F.l1_loss), 120, id="l1_loss"),
+    # smooth l1 / huber: subtract, |d|, the branch, sum: 4 * 40
+    pytest.param(lambda: nn.HuberLoss(), 160, id="HuberLoss"),
+    pytest.param(lambda: Call(F.smooth_l1_loss), 160, id="smooth_l1_loss"),
+]
+
+
+class Call(nn.Module):
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, y)
+
+
+@pytest.mark.parametrize("trace", [*TRACES, "run"])
+@pytest.mark.parametrize(("make", "expected"), LOSSES)
+def test_pointwise_losses_cost_their_passes_under_full_and_nothing_under_default(make, expected, trace: str
+                                                                                 ) -> None:
+    """DAC's forward returns an mse_loss, once left uncounted; FlopCounterMode counts losses as 0."""
+    assert total(make(), meta(4, 10), meta(4, 10), trace=trace) == expected
+    assert total(make(), meta(4, 10), meta(4, 10), trace=trace, convention="default") == 0
+
+
 class ViewsOnly(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(2, 20).permute(1, 0).reshape(40)[:10]
