@@ -220,13 +220,19 @@ class RuleRegistry:
         return clone
 
     def lookup_module(self, module_type: type) -> RuleEntry | None:
-        """The rule for a module class, walking its MRO (``nn.Module`` itself has none)."""
+        """The rule for a module class, walking its MRO (``nn.Module`` itself has none).
+
+        A subclass that defines its own ``forward`` is not the layer its base's rule describes
+        (Parakeet's CTC head is an ``nn.Conv1d`` that transposes its input first): it has no rule
+        unless one is registered for it, and is followed into like any other module."""
         for cls in module_type.__mro__:
             if cls is nn.Module or cls is object:
                 return None
             entry = self._entries.get(cls)
             if entry is not None:
                 return entry
+            if "forward" in cls.__dict__:
+                return None
         return None
 
     def lookup_function(self, target: Any) -> RuleEntry | None:

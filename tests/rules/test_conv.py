@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import fxflops
+
 
 def meta(*shape: int) -> torch.Tensor:
     return torch.empty(*shape, device="meta")
@@ -205,3 +207,18 @@ def test_torch_convolution(count, torch_flops, call, x_shape, w_shape, args, exp
     x, w = meta(*x_shape), meta(*w_shape)
     assert count(model, x, w) == expected
     assert torch_flops(model, x, w) == expected
+
+
+class TransposingHead(nn.Conv1d):
+    """Parakeet's CTC head: an nn.Conv1d whose own forward transposes (batch, time, channels)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run", "export"])
+def test_a_subclass_with_its_own_forward_is_followed_not_given_its_base_rule(trace: str) -> None:
+    report = fxflops.count(TransposingHead(8, 4, kernel_size=1), meta(1, 10, 8), trace=trace, strict=True)
+    # the convolution it runs: 10 positions, 8 -> 4 channels, kernel 1: 2 * 10 * 8 * 4 = 640
+    # (the nn.Conv1d rule read the untransposed (1, 10, 8) input as 10 channels)
+    assert report.total == 640
