@@ -153,7 +153,7 @@ class FlopCounter(fx.Interpreter):
     def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if target in SAME_SHAPE_FUNCTIONS and args and isinstance(args[0], torch.Tensor) \
                 and kwargs.get("dtype") is None and kwargs.get("out") is None and len(args) < 4:
-            return _same_shape(args[0], _needs_grad(args, kwargs))
+            return _same_shape(args[0], _needs_grad(args, kwargs), target in CONTIGUOUS_OUTPUT_FUNCTIONS)
         if target in ELEMENTWISE_FUNCTIONS:
             fast = _elementwise_output(args, kwargs)
             if fast is not None:
@@ -182,7 +182,7 @@ class FlopCounter(fx.Interpreter):
             return entry.output(NodeContext(node=self._current, module=module, args=args, kwargs=kwargs, output=None,
                                             convention=self.convention, causal=self.causal))
         if isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and isinstance(args[0], torch.Tensor):
-            return _same_shape(args[0], _needs_grad(args, module))
+            return _same_shape(args[0], _needs_grad(args, module), isinstance(module, CONTIGUOUS_OUTPUT_MODULES))
         fast = _fast_output(module, args, kwargs)
         if fast is not None:
             return fast
@@ -347,6 +347,12 @@ SAME_SHAPE_MODULES: tuple[type[nn.Module], ...] = (
     nn.LogSigmoid, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Softmax, nn.LogSoftmax, nn.Softmin,
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity,
 )
+#: Of those, the ones whose output is contiguous whatever the input's layout (their kernels make
+#: the input contiguous first; seen on meta and CPU): the others keep the input's layout.
+CONTIGUOUS_OUTPUT_MODULES: tuple[type[nn.Module], ...] = (
+    nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+    nn.Softmax, nn.LogSoftmax, nn.Softmin,
+)
 SAME_SHAPE_FUNCTIONS = frozenset({
     F.layer_norm, F.batch_norm, F.group_norm, F.instance_norm, F.rms_norm, F.relu, F.relu6, F.gelu,
     F.silu, F.mish, F.sigmoid, F.tanh, F.hardswish, F.hardsigmoid, F.leaky_relu, F.elu, F.softplus,
@@ -355,6 +361,8 @@ SAME_SHAPE_FUNCTIONS = frozenset({
     # count); its output has its input's shape.
     F.normalize,
 })
+CONTIGUOUS_OUTPUT_FUNCTIONS = frozenset({F.layer_norm, F.group_norm, F.instance_norm, F.rms_norm, F.softmax,
+                                         F.log_softmax})
 
 
 #: Binary elementwise arithmetic: the output shape is the operands' broadcast shape.
@@ -376,8 +384,12 @@ def _needs_grad(args: Any, extra: Any = None) -> bool:
     return any(t.requires_grad for t in tensor_leaves((args, extra)))
 
 
-def _same_shape(tensor: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
-    if tensor.is_contiguous():
+def _same_shape(tensor: torch.Tensor, requires_grad: bool = False, contiguous: bool = False) -> torch.Tensor:
+    """An output of ``tensor``'s shape and dtype, laid out as torch's kernel lays it out: like the
+    input (elementwise ops, batch norm), or contiguous (``contiguous``: layer, group, RMS and
+    instance norms and softmax make their input contiguous first). The layout decides what a later
+    ``.contiguous()`` copies (:mod:`fxflops.traffic`)."""
+    if contiguous or tensor.is_contiguous():
         # torch.empty is a C++ meta kernel; empty_like goes through Python decompositions (40x slower).
         out = torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
     else:

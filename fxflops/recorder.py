@@ -398,7 +398,13 @@ class CallRecorder(TorchFunctionMode):
 
     def _call_leaf(self, module: nn.Module, path: str, type_name: str, forward: Callable[..., Any],
                    entry: RuleEntry | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        from fxflops.counter import SAME_SHAPE_MODULES, _fast_output, _needs_grad, _same_shape
+        from fxflops.counter import (
+            CONTIGUOUS_OUTPUT_MODULES,
+            SAME_SHAPE_MODULES,
+            _fast_output,
+            _needs_grad,
+            _same_shape,
+        )
 
         self._called.append((path, True))
         self._use_module(module, recursive=True)
@@ -424,7 +430,8 @@ class CallRecorder(TorchFunctionMode):
                         self._values_only -= 1
                 elif isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and not kwargs \
                         and isinstance(args[0], torch.Tensor):
-                    out = _same_shape(args[0], _needs_grad(args, module))
+                    out = _same_shape(args[0], _needs_grad(args, module),
+                                      isinstance(module, CONTIGUOUS_OUTPUT_MODULES))
                 else:
                     out = _fast_output(module, args, kwargs)
                     if out is None:

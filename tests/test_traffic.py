@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import fxflops
@@ -222,3 +223,20 @@ def test_mfu_takes_the_dtype_of_the_peak() -> None:
     # 3.39% of H100's bf16 989.4 TFLOP/s, 1.70% of its fp8 1978.9 TFLOP/s
     assert fxflops.mfu(report, 1e6, "h100-sxm") == pytest.approx(33_554_432e6 / 989.4e12)
     assert fxflops.mfu(report, 1e6, "h100-sxm", dtype="fp8") == pytest.approx(33_554_432e6 / 1978.9e12)
+
+
+class NormOfTransposed(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = F.layer_norm(x.transpose(1, 2), (4,))
+        return z.transpose(1, 2).contiguous()
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run"])
+def test_layer_norm_output_is_contiguous_so_a_later_contiguous_copies(trace: str) -> None:
+    """timm's PVT-v2 stages: layer_norm of a transposed tensor, transposed back, ``.contiguous()``.
+    torch's layer_norm returns a contiguous output whatever its input's layout, so the transpose back
+    is not contiguous and ``.contiguous()`` copies it (torch.fx once kept the input's layout)."""
+    report = fxflops.count(NormOfTransposed(), torch.empty(1, 4, 36, device="meta"), trace=trace)
+    copy = next(n for n in report.nodes if n.name == "contiguous")
+    # reads and writes 1 * 4 * 36 float32 elements: 144 * 4 bytes * 2 = 1152
+    assert copy.bytes == 1152
