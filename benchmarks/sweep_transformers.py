@@ -60,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKENS = 16
 DECODER_TOKENS = 8
 AUDIO_SAMPLES = 16000
+FEATURE_FRAMES = 100
 
 #: Size fields and their small values. The first name of each group is the brief's; the
 #: encoder/decoder variants keep BART/T5-style models as small as the rest.
@@ -337,15 +338,70 @@ def _feature_shape(config: Any) -> tuple[int, ...] | None:
             frames = 2 * c.max_source_positions if _is_int(getattr(c, "max_source_positions", None)) else 3000
             return 1, c.num_mel_bins, frames
         if _is_int(getattr(c, "input_feat_per_channel", None)):
-            return 1, 100, c.input_feat_per_channel * (getattr(c, "input_channels", 1) or 1)
+            return 1, FEATURE_FRAMES, c.input_feat_per_channel * (getattr(c, "input_channels", 1) or 1)
         for key in ("feature_projection_input_dim", "feature_size", "input_dim", "n_mels", "num_mel_filters"):
             if _is_int(getattr(c, key, None)) and getattr(c, key) > 0:
-                return 1, 100, getattr(c, key)
+                return 1, FEATURE_FRAMES, getattr(c, key)
     return None
 
 
-def default_inputs(model: Any, config: Any, images: bool = True) -> dict[str, Any]:
-    """The default keyword inputs of ``model.forward``, on meta."""
+def _first_int(config: Any, *keys: str, default: int) -> int:
+    """The first positive integer any of ``keys`` has in the config or its nested configs."""
+    for c in _configs(config):
+        for key in keys:
+            value = getattr(c, key, None)
+            if isinstance(value, (list, tuple)) and value and _is_int(value[0]):
+                value = value[0]  # a square kernel given as [2, 2]
+            if _is_int(value) and value > 0:
+                return int(value)
+    return default
+
+
+def _patch_grid_inputs(config: Any, patches: str, grid: str) -> dict[str, Any]:
+    """Qwen2-VL-style vision encoders take an image already cut into patches, (t*h*w, C*T*P*P), and
+    its grid ``[[t, h, w]]``: here one frame of 2m x 2m patches, m the spatial merge size. The grid's
+    values set shapes (rotary positions, window lengths), so it is a real CPU tensor, and both
+    counters then run on a CPU copy (:func:`_reference_on_cpu` keeps the values of CPU inputs)."""
+    import torch
+
+    patch = _first_int(config, "patch_size", default=14)
+    frames = _first_int(config, "temporal_patch_size", "patch_temporal", default=1)
+    merge = _first_int(config, "spatial_merge_size", "merge_size", "merge_kernel_size", default=1)
+    side = 2 * merge
+    return {patches: torch.zeros(side * side, _channels(config) * frames * patch * patch, device="meta"),
+            grid: torch.tensor([[1, side, side]])}
+
+
+def _other_layout(inputs: dict[str, Any], config: Any, grid: str | None) -> dict[str, Any]:
+    """The second layout models use for the same inputs: audio samples with a channel axis
+    (1, 1, S) (EnCodec, DAC, Mimi); log-mel features as (1, frames, bins) where Whisper has
+    (1, bins, frames) (Parakeet, LASR, Granite Speech); video as (1, frames, C, H, W) where the
+    config names a frame count (VideoMAE, ViViT, TimeSformer, X-CLIP); grid patches as
+    (N, C, P, P) images (Kimi-K2.5)."""
+    import torch
+
+    out = dict(inputs)
+    if "input_values" in out and out["input_values"].dim() == 2:
+        out["input_values"] = out["input_values"][:, None]
+    if "input_features" in out and out["input_features"].dim() == 3:
+        # (1, frames, bins), with as few frames as the other audio inputs: Whisper's 3000 are only
+        # needed where the mel bins come first (conformers with relative positions grow as frames^2)
+        bins = out["input_features"].shape[1]
+        out["input_features"] = torch.zeros(1, FEATURE_FRAMES, bins, device="meta")
+    pixels = out.get("pixel_values")
+    frames = _first_int(config, "num_frames", default=0)
+    if pixels is not None and pixels.dim() == 4 and frames and not grid:
+        out["pixel_values"] = torch.zeros(1, frames, *pixels.shape[1:], device=pixels.device)
+    if grid is not None:
+        patches = next(n for n in ("hidden_states", "pixel_values") if n in out)
+        patch = _first_int(config, "patch_size", default=14)
+        out[patches] = torch.zeros(out[patches].shape[0], _channels(config), patch, patch, device="meta")
+    return out
+
+
+def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0) -> dict[str, Any]:
+    """The default keyword inputs of ``model.forward``, on meta. ``layout=1`` is the other common
+    layout of the same inputs, tried when neither counter runs on the first (:func:`_other_layout`)."""
     import inspect
 
     import torch
@@ -369,10 +425,22 @@ def default_inputs(model: Any, config: Any, images: bool = True) -> dict[str, An
         shape = _feature_shape(config)
         if shape is not None:
             inputs["input_features"] = torch.zeros(*shape, device=meta)
+    grid = next((n for n in ("grid_thw", "image_grid_thw") if n in params), None)
+    patches = next((n for n in ("hidden_states", "pixel_values") if n in params), None)
+    if grid and patches and "input_ids" not in params:
+        inputs.update(_patch_grid_inputs(config, patches, grid))
+        if "merge_sizes" in params:  # VideoLLaMA3: one merge size per image
+            inputs["merge_sizes"] = torch.tensor([_first_int(config, "spatial_merge_size", "merge_size", default=1)])
+    if layout:
+        inputs = _other_layout(inputs, config, grid)
     if not inputs or set(inputs) == {"decoder_input_ids"}:
         taken = ", ".join(p for p in params if p not in ("self", "kwargs"))[:200]
         raise LookupError(f"no default inputs for forward({taken})")
     return inputs
+
+
+def _shapes(inputs: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(value.shape) for name, value in inputs.items()}
 
 
 def _short_path(filename: str) -> str:
@@ -433,20 +501,22 @@ def classify(rec: dict[str, Any]) -> str:
     return "exact" if rec["fxflops_total"] == rec["reference_total"] else "differs"
 
 
-def _attempts(has_pixels_and_ids: bool) -> list[tuple[int, bool]]:
-    """(shrink level, with images) in the order tried."""
-    order = [(0, True)]
+def _attempts(has_pixels_and_ids: bool) -> list[tuple[int, bool, int]]:
+    """(shrink level, with images, input layout) in the order tried."""
+    order = [(0, True, 0)]
     if has_pixels_and_ids:
-        order.append((0, False))
-    return [*order, (1, True), (2, True)]
+        order.append((0, False, 0))
+    return [*order, (0, True, 1), (1, True, 0), (2, True, 0)]
 
 
-def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: int = 0) -> dict[str, Any]:
+def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: int = 0, layout: int = 0
+                ) -> dict[str, Any]:
     import torch
 
     import fxflops
 
-    rec: dict[str, Any] = {"type": model_type, "attempt": attempt, "level": level, "images": images}
+    rec: dict[str, Any] = {"type": model_type, "attempt": attempt, "level": level, "images": images,
+                           "layout": layout}
     emit("build", rec)
     start = time.perf_counter()
     try:
@@ -454,7 +524,9 @@ def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: i
         rec["config"] = type(config).__name__
         rec["auto"], model = build_model(config)
         rec["model_class"] = type(model).__name__
-        inputs = default_inputs(model, config, images)
+        inputs = default_inputs(model, config, images, layout)
+        if layout and _shapes(inputs) == _shapes(default_inputs(model, config, images)):
+            raise LookupError("no other input layout")
     except Exception as e:
         rec["build_error"] = describe(e)
         rec["seconds"] = round(time.perf_counter() - start, 2)
@@ -510,7 +582,9 @@ def _reference_on_cpu(rec: dict[str, Any], config: Any, inputs: dict[str, Any]) 
             # mixture of experts is its eager per-expert loop, as in tests/rules/test_moe.py.
             config._experts_implementation = "eager"
         _, model = build_model(config, device="cpu")
-        cpu_inputs = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in inputs.items()}
+        # Meta inputs become zeros; CPU inputs are values the model reads (a patch grid) and stay.
+        cpu_inputs = {k: v if v.device.type == "cpu" else torch.zeros(v.shape, dtype=v.dtype)
+                      for k, v in inputs.items()}
         torch.manual_seed(1)  # the same random stream for both counts (VITS samples its durations)
         total = reference_total(model, cpu_inputs, device="cpu")
     except Exception as e:
@@ -540,10 +614,10 @@ def run_one(model_type: str, emit: Any) -> dict[str, Any]:
     """Try the attempts in order; keep the first that either counter ran (else the first one)."""
     first: dict[str, Any] | None = None
     i = 0
-    order = [(0, True)]
+    order = [(0, True, 0)]
     while i < len(order):
-        level, images = order[i]
-        rec = run_attempt(model_type, level, images, emit, i)
+        level, images, layout = order[i]
+        rec = run_attempt(model_type, level, images, emit, i, layout)
         if i == 0:
             order = _attempts(rec.get("has_pixel_values_and_input_ids", False))
         ran = "build_error" not in rec and ("fxflops_error" not in rec or "reference_error" not in rec)
@@ -843,8 +917,8 @@ def summary(results: list[dict[str, Any]], seconds: float | None = None, what: s
     lines += [f"| {s} | {counts.get(s, 0)} |" for s in STATUSES]
     retried = [r["type"] for r in results if r.get("attempt")]
     if retried:
-        lines += ["", f"{len(retried)} types were reported from a retry (images dropped or less shrinking): "
-                  + ", ".join(retried)]
+        lines += ["", f"{len(retried)} types were reported from a retry (images dropped, the other input "
+                  "layout or less shrinking): " + ", ".join(retried)]
     lines += ["", "## Non-exact model types", "", "| model type | status | reason |", "|---|---|---|"]
     for r in sorted(results, key=lambda r: (STATUSES.index(r["status"]), r["type"])):
         if r["status"] != "exact":
