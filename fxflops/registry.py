@@ -101,6 +101,10 @@ def normalize_target(target: Target) -> Any:
     )
 
 
+#: Categories whose module rules still describe a subclass with its own forward (lookup_module).
+PER_ELEMENT_LEAF_CATEGORIES = frozenset({"norm", "activation", "softmax"})
+
+
 def describe_target(key: Any) -> str:
     """A readable name for a registry key (``nn.Linear``, ``torch.matmul``, ``Tensor.view``)."""
     if isinstance(key, tuple) and key[0] == "method":
@@ -224,15 +228,18 @@ class RuleRegistry:
 
         A subclass that defines its own ``forward`` is not the layer its base's rule describes
         (Parakeet's CTC head is an ``nn.Conv1d`` that transposes its input first): it has no rule
-        unless one is registered for it, and is followed into like any other module."""
+        unless one is registered for it, and is followed into like any other module. Norms,
+        activations and softmax keep their base's rule: they cost per element, which the casts and
+        transposes such subclasses add do not change (OpenCLIP's float32 ``LayerNorm``, timm's
+        channels-first ``LayerNorm2d``), and following them would double a ViT's node count."""
+        overridden = False
         for cls in module_type.__mro__:
             if cls is nn.Module or cls is object:
                 return None
             entry = self._entries.get(cls)
             if entry is not None:
-                return entry
-            if "forward" in cls.__dict__:
-                return None
+                return entry if not overridden or entry.category in PER_ELEMENT_LEAF_CATEGORIES else None
+            overridden = overridden or "forward" in cls.__dict__
         return None
 
     def lookup_function(self, target: Any) -> RuleEntry | None:

@@ -80,3 +80,25 @@ def test_rule_packs_load_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> N
         assert report.total == 11
     finally:
         fxflops.DEFAULT_REGISTRY._entries.pop(Widget, None)
+
+
+def test_subclasses_with_their_own_forward_keep_only_per_element_rules() -> None:
+    """A Conv1d subclass that transposes first is followed (no inherited rule); a LayerNorm that
+    casts back to its input's dtype (OpenCLIP's) keeps the LayerNorm rule: it costs per element."""
+
+    class CastingNorm(nn.LayerNorm):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x.float()).to(x.dtype)
+
+    class TransposingConv(nn.Conv1d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+    class Plain(nn.Conv1d):
+        pass
+
+    registry = fxflops.DEFAULT_REGISTRY
+    norm = registry.lookup_module(CastingNorm)
+    assert norm is not None and norm is registry.lookup_module(nn.LayerNorm)
+    assert registry.lookup_module(TransposingConv) is None
+    assert registry.lookup_module(Plain) is registry.lookup_module(nn.Conv1d)
