@@ -6,8 +6,10 @@ aten operator whose torch-level twin has a rule would otherwise be listed as unc
 ``type_as``, Gemma's ``multiply``, the in-place ``floor_`` of a position computation). For every
 built-in torch-level rule (functions by ``__name__``, Tensor methods by name) this registers the
 same rule, with the same category, on the aten operator of that name and on its in-place variant
-(``name_``), on the in-place variant of every aten operator and Tensor method that has a rule, where torch has
-such an operator and no rule claims it yet. aten operators take the same arguments, in the same
+(``name_``), on the in-place variant of every aten operator and Tensor method that has a rule, and
+on the Tensor method named like a torch function or aten operator that has one (Flux's
+``x.split_with_sizes``, whose aten twin had a rule), where torch has such an operator or method and
+no rule claims it yet. aten operators take the same arguments, in the same
 positions, as their torch-level twins (the premise of :mod:`fxflops.rules.aten`), and the
 elementwise, reduction and zero rules read only shapes. ``tests/rules/test_aten_twins.py`` walks
 the registry and fails on any twin left without a rule.
@@ -73,8 +75,29 @@ def in_place_method_candidates(registry: RuleRegistry) -> dict[str, RuleEntry]:
     return wanted
 
 
+def method_twin_candidates(registry: RuleRegistry) -> dict[str, RuleEntry]:
+    """Tensor method -> the rule of the torch function or aten operator of its name, for every
+    public method torch has (``x.split_with_sizes(...)``, ``x.hypot(y)``) that ``registry`` has no
+    rule for. Methods are generated from the same native functions as the aten operators: the
+    same arguments in the same positions, ``self`` first."""
+    wanted: dict[str, RuleEntry] = {}
+    named = dict(torch_level_names(registry))
+    for key, entry in list(registry._entries.items()):
+        if isinstance(key, torch._ops.OpOverloadPacket):
+            named.setdefault(key.__name__, entry)
+    for name, entry in named.items():
+        if not name.startswith("_") and callable(getattr(torch.Tensor, name, None)) and \
+                registry.lookup_method(name) is None:
+            wanted[name] = entry
+    return wanted
+
+
 def register_twins(registry: RuleRegistry = DEFAULT_REGISTRY) -> int:
-    """Register every missing in-place method and aten twin in ``registry``; return how many."""
+    """Register every missing Tensor-method twin, in-place method and aten twin in ``registry``;
+    return how many."""
+    twins = method_twin_candidates(registry)
+    for name, entry in twins.items():
+        registry.add(name, entry.rule, category=entry.category)  # a str names a Tensor method
     methods = in_place_method_candidates(registry)
     for name, entry in methods.items():
         registry.add(name, entry.rule, category=entry.category)  # a str names a Tensor method
@@ -82,7 +105,7 @@ def register_twins(registry: RuleRegistry = DEFAULT_REGISTRY) -> int:
     for op, entry in wanted.items():
         # No output function: an aten operator's own meta kernel gives its output.
         registry.add(op, entry.rule, category=entry.category)
-    return len(methods) + len(wanted)
+    return len(twins) + len(methods) + len(wanted)
 
 
 register_twins()

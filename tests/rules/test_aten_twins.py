@@ -9,7 +9,12 @@ from __future__ import annotations
 import fxflops.rules  # registers the built-in rules
 import pytest
 import torch
-from fxflops.rules.aten_twins import in_place_method_candidates, torch_level_names, twin_candidates
+from fxflops.rules.aten_twins import (
+    in_place_method_candidates,
+    method_twin_candidates,
+    torch_level_names,
+    twin_candidates,
+)
 from torch import nn
 
 import fxflops
@@ -23,6 +28,7 @@ def test_every_torch_level_rule_has_its_aten_twin_and_in_place_variants() -> Non
     # rule fails here, by name.
     assert sorted(str(op) for op in twin_candidates(DEFAULT_REGISTRY)) == []
     assert sorted(in_place_method_candidates(DEFAULT_REGISTRY)) == []
+    assert sorted(method_twin_candidates(DEFAULT_REGISTRY)) == []  # x.split_with_sizes as aten's
     assert len(torch_level_names(DEFAULT_REGISTRY)) > 400  # the walk sees the whole built-in set
 
 
@@ -34,6 +40,19 @@ def test_every_torch_level_rule_has_its_aten_twin_and_in_place_variants() -> Non
 ])
 def test_aten_operators_seen_uncounted_have_rules(name: str) -> None:
     assert DEFAULT_REGISTRY.lookup_function(getattr(aten, name)) is not None
+
+
+class _Splits(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.split_with_sizes([3, 5], dim=-1)  # Flux's attention splits its fused projection
+        return a.sum() + b.hypot(b).sum()
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run", "export"])
+def test_tensor_methods_share_their_twins_rules(trace: str) -> None:
+    report = fxflops.count(_Splits(), torch.empty(4, 8), trace=trace, convention="full", strict=True)
+    # full: split 0; a.sum() 12 elements; b.hypot(b) 20; its sum 20; the add of two scalars 1: 53
+    assert report.total == 53
 
 
 class _InPlace(nn.Module):
