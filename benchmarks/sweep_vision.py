@@ -13,7 +13,7 @@ What is swept, built automatically:
   video models, two images for RAFT, and for detectors one real image (seeded random pixels, 320x320).
 * ``diffusers`` (optional, not in the test extras): every ``ModelMixin`` class diffusers exports,
   built from its default config with depth arguments above 2 set to 2; keyword inputs are built
-  from the forward's parameter names and the config (``benchmarks/diffusers_models.py``).
+  from the forward's parameter names and the config (``fxflops/zoo_diffusers.py``).
 * ``timm``: for every module of ``timm.list_modules()`` (a family: ``vision_transformer``,
   ``convnext``, ...), the model of ``timm.list_models(module=...)`` with the fewest parameters
   (built on meta to count them), at its ``pretrained_cfg`` input size. The chosen names are written
@@ -203,15 +203,15 @@ def run_one(library: str, name: str, emit: Any) -> dict[str, Any]:
 
 
 def run_keywords(name: str, emit: Any) -> dict[str, Any]:
-    """One diffusers class (:mod:`benchmarks.diffusers_models`): built on meta, called with keyword
+    """One diffusers class (:mod:`fxflops.zoo_diffusers`): built on meta, called with keyword
     inputs, both counters on meta; on a CPU copy (seeded weights and inputs) when FlopCounterMode
     cannot run on meta, as for the other libraries."""
     import time
 
     import torch
 
-    from benchmarks.diffusers_models import build as build_diffusers
-    from benchmarks.diffusers_models import inputs_for as diffusers_inputs
+    from fxflops.zoo_diffusers import build as build_diffusers
+    from fxflops.zoo_diffusers import inputs_for as diffusers_inputs
 
     rec: dict[str, Any] = {"type": name}
     start = time.perf_counter()
@@ -281,7 +281,7 @@ def _reference_on_cpu(library: str, name: str, args: tuple[Any, ...], rec: dict[
 
 def list_names(library: str) -> list[str]:
     if library == "diffusers":
-        from benchmarks.diffusers_models import list_classes
+        from fxflops.zoo_diffusers import list_classes
 
         return list_classes()
     if library == "torchvision":

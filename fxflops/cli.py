@@ -194,11 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "built offline or traced are reported on stderr and skipped. A progress bar is "
                     "drawn on stderr when it is a terminal.",
         epilog="examples:\n  fxflops zoo open_clip --format csv > model_profile.csv\n"
-               "  fxflops zoo open_clip ViT-B-16 RN50 --exact\n")
-    zoo.add_argument("family", choices=("open_clip", "torchvision", "timm", "transformers"),
+               "  fxflops zoo open_clip ViT-B-16 RN50 --exact\n"
+               "  fxflops zoo transformers 'llama*'\n  fxflops zoo diffusers 'UNet*'\n")
+    zoo.add_argument("family", choices=("open_clip", "torchvision", "timm", "transformers", "diffusers"),
                      help="the model family: open_clip (OpenCLIP's profile table), torchvision "
                           "(every model builder; detectors on a seeded image), timm (models matching PATTERN), "
-                          "transformers (every model type matching PATTERN, from its default config)")
+                          "transformers (every model type matching PATTERN, from its default config), "
+                          "diffusers (every ModelMixin class matching PATTERN, default config, depth 2)")
     zoo.add_argument("names", nargs="*", metavar="NAME",
                      help="models to profile (default: every name open_clip.list_models() knows)")
     zoo.add_argument("--format", "-f", choices=("table", "csv", "json", "markdown"), default="table",
@@ -630,7 +632,7 @@ def _default_jobs(n_models: int) -> int:
 
 
 def _zoo(args: argparse.Namespace) -> int:
-    if args.family in ("torchvision", "timm", "transformers"):
+    if args.family in ("torchvision", "timm", "transformers", "diffusers"):
         return _zoo_models(args)
     from fxflops.output import zoo_output
     from fxflops.progress import Progress
@@ -677,8 +679,9 @@ ZOO_COLUMNS = ("model", "input", "params", "gflops", "flops", "uncounted", "trac
 
 
 def _zoo_models(args: argparse.Namespace) -> int:
-    """``fxflops zoo torchvision`` / ``timm`` / ``transformers [PATTERN]``: one row per model
-    (transformers: every model type of its config mapping, built from its default config on meta)."""
+    """``fxflops zoo torchvision`` / ``timm`` / ``transformers`` / ``diffusers [PATTERN]``: one row per
+    model (transformers: every model type of its config mapping, built from its default config on
+    meta; diffusers: every ModelMixin class, :mod:`fxflops.zoo_diffusers`)."""
     import fnmatch
 
     from fxflops.api import count
@@ -694,6 +697,10 @@ def _zoo_models(args: argparse.Namespace) -> int:
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
         known = sorted(CONFIG_MAPPING.keys())
+    elif args.family == "diffusers":
+        from fxflops.zoo_diffusers import list_classes
+
+        known = list_classes()
     else:
         import timm
 
@@ -703,8 +710,11 @@ def _zoo_models(args: argparse.Namespace) -> int:
     if not names:
         close = difflib.get_close_matches(patterns[0].strip("*?[]"), known, n=3, cutoff=0.6)
         lister = {"torchvision": "torchvision.models.list_models()", "timm": "timm.list_models()",
-                  "transformers": "sorted(transformers.CONFIG_MAPPING)"}[args.family]
-        listing = f"python -c 'import {args.family}; print(*{lister}, sep=chr(10))'"
+                  "transformers": "sorted(transformers.CONFIG_MAPPING)",
+                  "diffusers": "list_classes()"}[args.family]
+        module = "from fxflops.zoo_diffusers import list_classes" if args.family == "diffusers" else \
+            f"import {args.family}"
+        listing = f"python -c '{module}; print(*{lister}, sep=chr(10))'"
         return _fail(f"no {args.family} model matches {' '.join(patterns)}",
                      (f"did you mean {' or '.join(close)}? " if close else "") + f"list them with: {listing}")
     rows: list[dict[str, object]] = []

@@ -44,9 +44,10 @@ ZOO_SOURCES = {
     "hf": "hf",
     "huggingface": "hf",
     "transformers": "hf",
+    "diffusers": "diffusers",
 }
 
-SPEC_FORMS = ("open_clip:NAME, torchvision:NAME, timm:NAME, hf:MODEL_TYPE, package.module:callable "
+SPEC_FORMS = ("open_clip:NAME, torchvision:NAME, timm:NAME, hf:MODEL_TYPE, diffusers:CLASS, package.module:callable "
               "or path/to/file.py:callable")
 
 #: ``--input`` dtype names -> ``torch`` dtype attribute names.
@@ -137,7 +138,7 @@ def parse_spec(text: str) -> Spec:
 
 
 _EXAMPLES = {"open_clip": "open_clip:ViT-B-16", "torchvision": "torchvision:resnet18", "hf": "hf:gpt2",
-             "timm": "timm:convnext_tiny"}
+             "timm": "timm:convnext_tiny", "diffusers": "diffusers:UNet2DConditionModel"}
 
 
 def _is_dotted_identifier(text: str) -> bool:
@@ -286,7 +287,7 @@ def build(spec: Spec, inputs: Sequence[InputSpec] = (), method: str = "forward",
         raise SpecError(f"--config applies to hf:MODEL_TYPE specs, not to {spec.text}",
                         "drop --config, or count a Hugging Face model, e.g. hf:gpt2 --config n_layer=2")
     builders = {"open_clip": _build_open_clip, "torchvision": _build_torchvision, "timm": _build_timm,
-                "module": _build_callable, "file": _build_callable}
+                "diffusers": _build_diffusers, "module": _build_callable, "file": _build_callable}
     if spec.source == "hf":
         model, default_args, default_kwargs = _build_hf(spec, method, config or {})
     else:
@@ -502,6 +503,28 @@ def _build_timm(spec: Spec, method: str) -> Defaults:
         raise _build_failed(spec, e) from e
     shape = (1, *config.get("input_size", DEFAULT_IMAGE_SHAPE[1:]))
     return model.eval(), (torch.empty(shape, device="meta"),), {}
+
+
+def _build_diffusers(spec: Spec, method: str) -> Defaults:
+    """``diffusers:CLASS``: a ``ModelMixin`` class built from its default config with its depth cut
+    to 2, on meta, with keyword inputs from its forward's parameter names (:mod:`fxflops.zoo_diffusers`)."""
+    try:
+        import diffusers  # noqa: F401
+    except ImportError:
+        raise _missing_package(spec, "diffusers") from None
+    from fxflops import zoo_diffusers
+    from fxflops.zoo import hub_offline
+
+    known = zoo_diffusers.list_classes()
+    if spec.location not in known:
+        raise unknown_name_error(spec, known, "from fxflops.zoo_diffusers import list_classes; print(list_classes())")
+    try:
+        with _quiet_build(), hub_offline():
+            model = zoo_diffusers.build(spec.location, "meta")
+            kwargs = zoo_diffusers.inputs_for(spec.location, model)
+    except Exception as e:
+        raise _build_failed(spec, e, "pass --input NAME=SHAPE for the inputs it needs, or count another class") from e
+    return model, (), kwargs
 
 
 # Hugging Face ------------------------------------------------------------------------------------

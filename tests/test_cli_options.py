@@ -107,6 +107,21 @@ def test_zoo_timm_pattern(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[1].startswith("convnext_atto,1x3x224x224 float32,3695520,1.09,1094664960,0,")
 
 
+def test_zoo_diffusers_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("diffusers")
+    code, out, err = run(capsys, "zoo", "diffusers", "DiTTransformer2D*", "--format", "csv", "--no-progress")
+    assert code == 0, err
+    # DiT-XL/2 widths (16 heads x 72 = D 1152), depth cut to 2, a 1x4x16x16 latent: T = (16/2)^2 = 64
+    # patch conv 2*64*1152*(4*2*2) = 2,359,296; per block: timestep MLP 2*256*D + 2*D*D = 3,244,032,
+    # adaLN 2*D*6D = 15,925,248, q/k/v/out 4*2*64*D*D = 679,477,248, attention 2*2*16*64*64*72 =
+    # 18,874,368, MLP 2*2*64*D*4D = 1,358,954,496 -> 2,076,475,392 x 2 blocks; the final timestep MLP
+    # 3,244,032, proj_out_1 2*D*2D = 5,308,416, proj_out_2 2*64*D*(2*2*4) = 2,359,296
+    # 2,359,296 + 4,152,950,784 + 3,244,032 + 5,308,416 + 2,359,296 = 4,166,221,824
+    assert ",4166221824,0," in out.strip().splitlines()[1]
+    code, _, err = run(capsys, "count", "diffusers:NoSuchModel")
+    assert code == 2 and "NoSuchModel" in err
+
+
 def test_zoo_torchvision_pattern(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "zoo", "torchvision", "resnet18", "--format", "json", "--no-progress")
     assert code == 0

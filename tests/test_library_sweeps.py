@@ -6,7 +6,9 @@ classification, which ``tests/test_zoo_models.py`` covers); for timm, the smalle
 family, as ``benchmarks/sweep_vision.py`` lists them in ``benchmarks/timm_families.json`` (the
 sample: 8 families spread over the alphabet). Each count must equal FlopCounterMode on the same
 model and inputs (on meta; detectors on the CPU with one real image) with nothing uncounted.
-``docs/coverage-torchvision.md`` and ``docs/coverage-timm.md`` list what the whole sweeps found.
+For diffusers, every ``ModelMixin`` class it exports (the sample: 6 spread over the alphabet
+that build with default inputs). ``docs/coverage-torchvision.md``, ``docs/coverage-timm.md`` and
+``docs/coverage-diffusers.md`` list what the whole sweeps found.
 The whole sweeps take about 10 minutes on 2 cores, beyond what ``.ci/run`` can add, so they run
 when ``FXFLOPS_SWEEP=1`` is set.
 """
@@ -14,6 +16,7 @@ when ``FXFLOPS_SWEEP=1`` is set.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -122,6 +125,53 @@ def test_timm_family_equals_flop_counter_mode(name: str) -> None:
         model = timm.create_model(name, pretrained=False).eval()
     size = model.pretrained_cfg.get("input_size", (3, 224, 224))
     _check(model, (torch.empty(1, *size, device="meta"),), "meta")
+
+
+def _diffusers_reference(name: str) -> int | None:
+    """FlopCounterMode's count of a diffusers class with its default inputs on meta, or ``None``
+    when it does not build or FlopCounterMode cannot run it (an input the defaults get wrong)."""
+    from fxflops.zoo_diffusers import build, inputs_for
+
+    try:
+        model = build(name, "meta")
+        inputs = inputs_for(name, model)
+        with torch.device("meta"), torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), \
+                FlopCounterMode(display=False) as counter:
+            model(**inputs)
+    except Exception:
+        return None
+    return counter.get_total_flops()
+
+
+def _diffusers_sample() -> list[str]:
+    """6 diffusers classes spread over the alphabet of every ModelMixin class diffusers exports:
+    at each of 6 evenly spaced places, the first class from there on that FlopCounterMode can count
+    with its default config and inputs (:mod:`fxflops.zoo_diffusers`); all with ``FXFLOPS_SWEEP=1``."""
+    if importlib.util.find_spec("diffusers") is None:
+        return []
+    from fxflops.zoo_diffusers import list_classes
+
+    names = list_classes()
+    if WHOLE:
+        return names
+    chosen: list[str] = []
+    for i in range(6):
+        for name in names[round(i * (len(names) - 1) / 6):]:
+            if name not in chosen and _diffusers_reference(name) is not None:
+                chosen.append(name)
+                break
+    return chosen
+
+
+@pytest.mark.parametrize("name", _diffusers_sample())
+def test_diffusers_class_equals_flop_counter_mode(name: str) -> None:
+    from fxflops.zoo_diffusers import build, inputs_for
+
+    model = build(name, "meta")
+    report = fxflops.count(model, (), kwargs=inputs_for(name, model))
+    assert report.uncounted == []
+    # FlopCounterMode on the same class and inputs, on meta (math SDPA, autograd on)
+    assert report.total == _diffusers_reference(name)
 
 
 def test_the_sample_is_chosen_automatically() -> None:

@@ -1,6 +1,7 @@
-"""diffusers for the library sweep: every model class, a small config, default keyword inputs.
+"""diffusers models for ``diffusers:CLASS`` specs, ``fxflops zoo diffusers`` and the library sweep:
+every model class, a small config, default keyword inputs.
 
-What is swept: every class exported by ``diffusers`` that subclasses ``ModelMixin`` (UNets,
+What is built: every class exported by ``diffusers`` that subclasses ``ModelMixin`` (UNets,
 autoencoders, diffusion transformers, ControlNets, adapters...), built from its default config with
 the depth cut (``num_layers``-like arguments above 2 set to 2; widths stay as released, which the
 meta device makes free) on the meta device. Inputs are built from ``forward``'s parameter names and
@@ -15,7 +16,8 @@ the config, with no per-class table:
 * ``timestep`` one value, ``pooled_projections`` of ``pooled_projection_dim``, DiT's ``class_labels``;
 * other required arguments: none is invented; the model is listed as a build error naming them.
 
-A class these rules do not fit is listed with its reason (docs/coverage-diffusers.md), never hidden.
+A class these rules do not fit is listed with its reason (``docs/coverage-diffusers.md``, written
+by ``python -m benchmarks.sweep_vision diffusers``), never hidden.
 """
 
 from __future__ import annotations
