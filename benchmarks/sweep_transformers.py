@@ -908,12 +908,15 @@ def reason(rec: dict[str, Any]) -> str:
     return _cell(text)
 
 
-def summary(results: list[dict[str, Any]], seconds: float | None = None, what: str = "transformers model types"
-            ) -> str:
+def summary(results: list[dict[str, Any]], seconds: float | None = None, what: str = "transformers model types",
+            note: str | None = None) -> str:
     lines: list[str] = []
     counts = Counter(r["status"] for r in results)
     head = f"# fxflops vs FlopCounterMode on {len(results)} {what}"
-    lines += [head + (f" ({seconds / 60:.1f} min)" if seconds else ""), "", "| status | model types |", "|---|---|"]
+    lines += [head + (f" ({seconds / 60:.1f} min)" if seconds else "")]
+    if note:
+        lines += ["", note]
+    lines += ["", "| status | model types |", "|---|---|"]
     lines += [f"| {s} | {counts.get(s, 0)} |" for s in STATUSES]
     retried = [r["type"] for r in results if r.get("attempt")]
     if retried:
@@ -982,6 +985,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recycle", type=int, default=25, help="restart the worker after this many types")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--from-json", action="store_true", help="print the summary of --out and exit")
+    parser.add_argument("--merge", type=Path, default=None,
+                        help="with --from-json: replace the records of --out by those of this sweep of some types "
+                             "(re-run after a fix), write the merged --out and say so in the summary")
     parser.add_argument("--docs", action="store_true",
                         help="also write the summary to docs/coverage.md (after a sweep of every model type)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -991,7 +997,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.from_json:
         data = json.loads(args.out.read_text())
-        text = summary(data["results"], data.get("seconds"))
+        if args.merge:
+            data = merge(data, json.loads(args.merge.read_text()))
+            args.out.write_text(json.dumps(data, indent=1))
+        text = summary(data["results"], data.get("seconds"), note=data.get("merged_note"))
         print(text)
         if args.docs:
             write_docs(text, data.get("versions", {}))
@@ -1014,6 +1023,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.docs:
         write_docs(text, json.loads(args.out.read_text()).get("versions", {}))
     return 0
+
+
+def merge(whole: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """``whole`` (a sweep of every type) with the records of ``part`` (a later sweep of some types)
+    in their place; ``merged_note`` says how many were re-run, so a summary never passes a merge
+    off as one sweep."""
+    newer = {r["type"]: r for r in part["results"]}
+    results = [newer.get(r["type"], r) for r in whole["results"]]
+    merged = sorted(set(whole.get("merged_types", [])) | set(newer))
+    note = (f"{len(merged)} of the {len(results)} types were re-swept after fixes "
+            f"(the others are from the full sweep; `merged_types` in the JSON names them).")
+    return {**whole, "results": results, "counts": dict(Counter(r["status"] for r in results)),
+            "versions": part.get("versions", whole.get("versions")), "merged_types": merged, "merged_note": note}
 
 
 def write_docs(text: str, versions: dict[str, Any]) -> None:
