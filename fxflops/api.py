@@ -17,6 +17,7 @@ from fxflops.counter import FlopCounter
 from fxflops.errors import TraceError, UncountedOpError
 from fxflops.export import count_exported, export_module, module_tensors
 from fxflops.masks import warn_unreadable_masks
+from fxflops.meta_autocast import autocast_on_meta
 from fxflops.params import active_parameters
 from fxflops.recorder import Recording, record
 from fxflops.registry import DEFAULT_REGISTRY, Rule, RuleRegistry, Target
@@ -39,7 +40,8 @@ _COUNT_LOCK = threading.RLock()
 
 def _collection_paused(function: Callable[..., R]) -> Callable[..., R]:
     """Run ``function`` alone (one count at a time, :data:`_COUNT_LOCK`) with Python's cyclic
-    garbage collector paused, then restore it.
+    garbage collector paused and autocast allowed on meta (:mod:`fxflops.meta_autocast`), then
+    restore both.
 
     Tracing allocates many small objects, enough to trigger full collections, and a full
     collection walks the caller's whole heap: 10-300 ms each in a process that holds torch,
@@ -53,7 +55,8 @@ def _collection_paused(function: Callable[..., R]) -> Callable[..., R]:
             enabled = gc.isenabled()
             gc.disable()
             try:
-                return function(*args, **kwargs)
+                with autocast_on_meta():
+                    return function(*args, **kwargs)
             finally:
                 if enabled:
                     gc.enable()

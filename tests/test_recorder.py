@@ -427,3 +427,28 @@ def test_root_forward_hooks_run_too() -> None:
     model.register_forward_hook(lambda module, args, out: out + 1)
     # Linear(8, 8) on 4 rows: 512, + bias 32, + the root hook's add 32 (full)
     assert fxflops.count(model, torch.empty(4, 8), convention="full").total == 512 + 32 + 32
+
+
+class _Float32Positions(nn.Module):
+    """diffusers' Helios: an autocast context built from its input's device, which is meta here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.proj(x.float())
+
+
+@pytest.mark.parametrize("trace", ["auto", "run"])  # torch.fx cannot read x.device.type of a proxy
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_autocast_asked_for_on_the_meta_device_runs(trace: str, device: str) -> None:
+    init = torch.amp.autocast_mode.autocast.__init__
+    with torch.device(device):
+        model, x = _Float32Positions(), torch.zeros(2, 8)
+    # Linear 2 rows * 8 in * 4 out: 2 * 2 * 8 * 4 = 128
+    assert fxflops.count(model, x, trace=trace).total == 128
+    assert torch.amp.autocast_mode.autocast.__init__ is init  # restored after the count
+    with pytest.raises(RuntimeError):  # and torch itself still refuses it outside a count
+        torch.autocast(device_type="meta", enabled=False)
