@@ -22,9 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
 from fxflops.context import NodeContext
 from fxflops.convention import MATMUL_CLASS
-from fxflops.errors import InputError, RuleError
+from fxflops.errors import InputError, RuleError, TraceError
 from fxflops.registry import RuleEntry
 
 
@@ -104,6 +106,13 @@ def _checked(value: Any, entry: RuleEntry, symbols: Mapping[Any, Any] | None,
             if isinstance(value, bool):
                 raise TypeError
             value = operator.index(value)
+        except GuardOnDataDependentSymNode:
+            # torch.export left a size symbolic because it depends on tensor values (x[mask],
+            # nonzero): a TraceError, so that count(trace="auto") runs the model with its data.
+            raise TraceError(where(f"the {what} of this node depend on tensor values (a size torch.export "
+                                   f"left symbolic: {value})",
+                                   "count with trace='run' (it reads the values the inputs carry), or pass "
+                                   "the inputs on the CPU with their real data")) from None
         except TypeError:
             kind = type(value).__name__
             article = "an" if kind[:1].lower() in "aeiou" else "a"

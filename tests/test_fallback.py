@@ -122,3 +122,32 @@ def test_hugging_face_gpt2_with_its_defaults() -> None:
     # lm_head: 2 * 128 * 768 * 50,257
     assert report.by_module(depth=1)["lm_head"] == 9_880_928_256
     assert report.uncounted == []
+
+
+class _RowsThenMask(nn.Module):
+    """torch.fx cannot iterate over a proxy's size, so this submodule goes to torch.export, which
+    leaves the size of ``x[mask]`` symbolic (Mochi's text mask, in diffusers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        rows = [x[i] for i in range(x.shape[0])]
+        return self.proj(torch.stack(rows)[mask])
+
+
+class _MaskedTop(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sub = _RowsThenMask()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.sub(x, mask) * 2
+
+
+def test_a_size_export_leaves_symbolic_is_counted_by_running_with_the_data() -> None:
+    mask = torch.tensor([True, False, True, True, False])
+    report = fxflops.count(_MaskedTop(), (torch.empty(5, 8, device="meta"), mask))
+    # the mask keeps 3 rows: Linear 2 * 3 * 8 * 4 = 192 (the * 2 is 0 by convention)
+    assert report.total == 192 and report.trace == "run"
