@@ -126,6 +126,8 @@ def _on_cpu(args: tuple[Any, ...]) -> tuple[Any, ...]:
 
     def real(value: Any) -> Any:
         if isinstance(value, torch.Tensor) and value.device.type == "meta":
+            if not value.is_floating_point():  # ids, labels: zeros (rand has no integer form)
+                return torch.zeros(value.shape, dtype=value.dtype)
             return torch.rand(value.shape, generator=generator, dtype=value.dtype)
         return value
 

@@ -13,7 +13,13 @@ the config, with no per-class table:
   (Flux-like), with ``img_ids``/``txt_ids`` position ids;
 * ``encoder_hidden_states``: 8 text tokens of the config's text width (``caption_channels``,
   ``joint_attention_dim``, ``text_dim``, ``text_embed_dim``, ``cross_attention_dim``, ...);
-* ``timestep`` one value, ``pooled_projections`` of ``pooled_projection_dim``, DiT's ``class_labels``;
+  when none of those is set, the first other integer field named like a text or condition width
+  (``cap_feat_dim``, ``text_hidden_size``...); a required ``encoder_attention_mask`` keeps all 8;
+* ``timestep`` (and ``timestep_r``/``r_timestep``) one value, ``pooled_projections`` of
+  ``pooled_projection_dim``, DiT's ``class_labels``; CogView's ``original_size``/``target_size``/
+  ``crop_coords`` (1, 2); Stable Video Diffusion's ``added_time_ids`` (1, 3);
+* ``controlnet_cond``: an image of ``conditioning_channels`` at 8x the latent side where the config
+  names them (the UNet ControlNets), else a latent like ``hidden_states`` (Flux, SD3, Sana...);
 * other required arguments: none is invented; the model is listed as a build error naming them.
 
 A class these rules do not fit is listed with its reason (``docs/coverage-diffusers.md``, written
@@ -23,6 +29,7 @@ by ``python -m benchmarks.sweep_vision diffusers``), never hidden.
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 #: Latent side, frames, text tokens and packed image tokens of the default inputs.
@@ -81,6 +88,20 @@ def _int(config: Any, *keys: str) -> int | None:
     return None
 
 
+_TEXT_WIDTH_NAME = re.compile(r"(text|caption|cap|context|cross|encoder|cond)\w*_(dim|channels|size)$")
+
+
+def _text_width(config: Any) -> int | None:
+    """The width of ``encoder_hidden_states``: a :data:`TEXT_WIDTH` field, else the first integer
+    field named like a text or condition width."""
+    width = _int(config, *TEXT_WIDTH)
+    if width is not None:
+        return width
+    keys = [k for k in (config.keys() if hasattr(config, "keys") else vars(config))
+            if _TEXT_WIDTH_NAME.search(str(k)) and "num_" not in str(k)]
+    return _int(config, *keys)
+
+
 def _rank(name: str) -> int:
     """Spatial dimensions of a class's latent: 3 (frames, height, width), 1 (length) or 2."""
     if any(part in name for part in ("3D", "Video", "Wan", "Mochi", "Cosmos", "Allegro", "Hunyuan", "LTX")):
@@ -103,7 +124,7 @@ def inputs_for(name: str, model: Any) -> dict[str, Any]:
     rank = _rank(name)
     spatial = {1: (LATENT * 4,), 2: (LATENT, LATENT), 3: (FRAMES, LATENT, LATENT)}[rank]
     latent = (1, PACKED_TOKENS, channels) if packed else (1, channels, *spatial)
-    text = _int(config, *TEXT_WIDTH)
+    text = _text_width(config)
     inputs: dict[str, Any] = {}
     missing = []
     for pname, p in params.items():
@@ -112,10 +133,20 @@ def inputs_for(name: str, model: Any) -> dict[str, Any]:
         required = p.default is inspect.Parameter.empty
         if pname in ("sample", "hidden_states", "x", "latents"):
             inputs[pname] = torch.empty(latent, device=meta)
-        elif pname in ("timestep", "timesteps", "timestep_ratio"):
+        elif pname in ("timestep", "timesteps", "timestep_ratio", "timestep_r", "r_timestep"):
             inputs[pname] = torch.ones(1, device=meta)
         elif pname == "encoder_hidden_states" and text is not None:
             inputs[pname] = torch.empty(1, TEXT_TOKENS, text, device=meta)
+        elif pname == "encoder_attention_mask" and required:
+            inputs[pname] = torch.ones(1, TEXT_TOKENS, dtype=torch.long)  # values: models index with it
+        elif pname in ("original_size", "target_size", "crop_coords") and required:
+            inputs[pname] = torch.ones(1, 2, device=meta)
+        elif pname == "added_time_ids" and required:
+            inputs[pname] = torch.ones(1, 3, device=meta)
+        elif pname == "controlnet_cond":
+            image = _int(config, "conditioning_channels")
+            shape = (1, image, *(8 * side for side in spatial)) if image and not packed else latent
+            inputs[pname] = torch.empty(shape, device=meta)
         elif pname == "pooled_projections" and _int(config, "pooled_projection_dim") is not None:
             inputs[pname] = torch.empty(1, _int(config, "pooled_projection_dim"), device=meta)
         elif pname == "img_ids" and packed:
