@@ -347,8 +347,9 @@ SAME_SHAPE_MODULES: tuple[type[nn.Module], ...] = (
     nn.LogSigmoid, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Softmax, nn.LogSoftmax, nn.Softmin,
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity,
 )
-#: Of those, the ones whose output is contiguous whatever the input's layout (their kernels make
-#: the input contiguous first; seen on meta and CPU): the others keep the input's layout.
+#: Of those, the ones whose output is contiguous whatever the input's layout, as their meta
+#: kernels (what the run front end sees) make it; the others keep the input's layout. (On the CPU,
+#: group norm keeps a channels_last input channels_last; only bytes, never FLOPs, depend on this.)
 CONTIGUOUS_OUTPUT_MODULES: tuple[type[nn.Module], ...] = (
     nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
     nn.Softmax, nn.LogSoftmax, nn.Softmin,

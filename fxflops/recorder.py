@@ -239,13 +239,20 @@ class CallRecorder(TorchFunctionMode):
             if known_values.any_assumed(leaves):
                 self.assumed_routing = True
             return out
-        retry = known_values.known_scalars_as_numbers(args, kwargs) or _off_meta_tensors(leaves, args, kwargs)
-        if retry is None:
-            raise error
-        try:
-            return func(*retry[0], **retry[1])
-        except Exception:
-            raise error from None
+        # Known 0-d sizes as numbers, then stray CPU tensors made meta, then both at once.
+        numbers = known_values.known_scalars_as_numbers(args, kwargs)
+        off_meta = _off_meta_tensors(leaves, args, kwargs)
+        both = None
+        if numbers is not None and off_meta is not None:
+            both = _off_meta_tensors(tensor_leaves(numbers), *numbers)
+        for retry in (numbers, off_meta, both):
+            if retry is None:
+                continue
+            try:
+                return func(*retry[0], **retry[1])
+            except Exception:
+                continue
+        raise error
 
     def _call_kind(self, func: Any) -> tuple[str, Any, RuleEntry | None, str]:
         """(op, target, rule entry, base name) of a torch-level callable, computed once per callable."""

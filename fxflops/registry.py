@@ -242,6 +242,12 @@ class RuleRegistry:
             overridden = overridden or "forward" in cls.__dict__
         return None
 
+    def has_ruled_base(self, module_type: type) -> bool:
+        """Whether some class in ``module_type``'s MRO has a rule, used or not: a subclass whose own
+        ``forward`` set its rule aside (:meth:`lookup_module`) is traced into, never left a leaf
+        without a rule (torch.fx leaves every ``torch.ao.nn`` module, e.g. QAT ``Linear``)."""
+        return any(cls in self._entries for cls in module_type.__mro__ if cls not in (nn.Module, object))
+
     def lookup_function(self, target: Any) -> RuleEntry | None:
         """The rule of a ``call_function`` target (a callable or a torch.ops operator)."""
         try:

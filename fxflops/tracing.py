@@ -176,6 +176,8 @@ class FlopTracer(fx.Tracer):
             return True
         if self.registry.lookup_module(type(m)) is not None:
             return True
+        if self.registry.has_ruled_base(type(m)):
+            return False  # its own forward set the base's rule aside: follow it
         return super().is_leaf_module(m, module_qualified_name)
 
 

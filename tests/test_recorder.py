@@ -452,3 +452,20 @@ def test_autocast_asked_for_on_the_meta_device_runs(trace: str, device: str) -> 
     assert torch.amp.autocast_mode.autocast.__init__ is init  # restored after the count
     with pytest.raises(RuntimeError):  # and torch itself still refuses it outside a count
         torch.autocast(device_type="meta", enabled=False)
+
+
+class _StrayTensorAndScalar(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pos = torch.arange(4.0)  # a plain attribute: a CPU tensor the meta clone keeps
+        self.proj = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.lerp(x, self.pos, w[0]))  # w[0]: a 0-d tensor with a known value
+
+
+def test_a_call_with_a_known_scalar_and_a_stray_cpu_tensor_still_runs() -> None:
+    report = fxflops.count(_StrayTensorAndScalar(), (torch.empty(3, 4, device="meta"), torch.tensor([0.5, 0.2])),
+                           trace="run")
+    # Linear 3 rows * 4 in * 2 out: 2 * 3 * 4 * 2 = 48 (lerp is 0 by convention)
+    assert report.total == 48

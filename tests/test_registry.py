@@ -102,3 +102,24 @@ def test_subclasses_with_their_own_forward_keep_only_per_element_rules() -> None
     assert norm is not None and norm is registry.lookup_module(nn.LayerNorm)
     assert registry.lookup_module(TransposingConv) is None
     assert registry.lookup_module(Plain) is registry.lookup_module(nn.Conv1d)
+
+
+def test_a_subclass_that_sets_its_rule_aside_is_traced_into_not_left_a_bare_leaf() -> None:
+    """torch.fx keeps every torch.ao.nn module a leaf; QAT's Linear defines its own forward, so it
+    has no rule of its own and must be followed, not left uncounted."""
+    qat = pytest.importorskip("torch.ao.nn.qat")
+    from torch.ao.quantization import default_qconfig
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = qat.Linear(8, 4, qconfig=default_qconfig)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x)
+
+    report = fxflops.count(Model(), torch.empty(2, 8))
+    assert fxflops.DEFAULT_REGISTRY.has_ruled_base(qat.Linear)
+    # the F.linear inside: 2 rows * 8 in * 4 out: 2 * 2 * 8 * 4 = 128 (fake quantization: no rule
+    # needed, it is elementwise rounding counted 0 by convention)
+    assert report.total == 128 and report.uncounted == []
