@@ -513,7 +513,6 @@ def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: i
                 ) -> dict[str, Any]:
     import torch
 
-    import fxflops
 
     rec: dict[str, Any] = {"type": model_type, "attempt": attempt, "level": level, "images": images,
                            "layout": layout}
@@ -534,14 +533,7 @@ def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: i
     rec["inputs"] = {k: [list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in inputs.items()}
     rec["has_pixel_values_and_input_ids"] = "pixel_values" in inputs and "input_ids" in inputs
     emit("fxflops", rec)
-    try:
-        report = fxflops.count(model, (), kwargs=inputs)
-        rec["fxflops_total"] = int(report.total)
-        rec["trace"] = report.trace
-        rec["routing"] = report.routing
-        rec["uncounted"] = uncounted_targets(report)
-    except Exception as e:
-        rec["fxflops_error"] = describe(e)
+    _count_into(rec, model, (), inputs)
     rec["fxflops_seconds"] = round(time.perf_counter() - start, 2)
     emit("reference", rec)
     try:
@@ -554,6 +546,42 @@ def run_attempt(model_type: str, level: int, images: bool, emit: Any, attempt: i
     torch.set_grad_enabled(True)
     rec["seconds"] = round(time.perf_counter() - start, 2)
     return rec
+
+
+def _count_into(rec: dict[str, Any], model: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any] | None = None) -> None:
+    """``fxflops.count`` on the meta-built model (every library's sweep); its total, front end and
+    uncounted targets go into ``rec``, or its error does."""
+    import fxflops
+
+    try:
+        report = fxflops.count(model, args, kwargs=kwargs)
+        rec.update(fxflops_total=int(report.total), trace=report.trace, routing=report.routing,
+                   uncounted=uncounted_targets(report))
+    except Exception as e:
+        rec["fxflops_error"] = describe(e)
+
+
+def _recount_on_cpu(rec: dict[str, Any], model: Any, args: tuple[Any, ...],
+                    kwargs: dict[str, Any] | None = None) -> None:
+    """``fxflops.count`` again on the CPU copy the reference ran on, so both see the same data; the
+    meta result is kept under ``meta_fxflops_*``."""
+    import torch
+
+    import fxflops
+
+    try:
+        torch.manual_seed(1)
+        report = fxflops.count(model, args, kwargs=kwargs)
+    except Exception as e:
+        rec["fxflops_cpu_error"] = describe(e)
+        return
+    if "fxflops_error" in rec:
+        rec["meta_fxflops_error"] = rec.pop("fxflops_error")
+    else:
+        rec["meta_fxflops_total"] = rec.get("fxflops_total")
+    rec.update(fxflops_total=int(report.total), fxflops_device="cpu", routing=report.routing,
+               uncounted=uncounted_targets(report))
 
 
 def uncounted_targets(report: Any) -> list[dict[str, Any]]:
@@ -573,7 +601,6 @@ def _reference_on_cpu(rec: dict[str, Any], config: Any, inputs: dict[str, Any]) 
     reference counts the real routing): with data, it counts with that data (``routing="data"``)."""
     import torch
 
-    import fxflops
 
     try:
         torch.manual_seed(0)
@@ -594,20 +621,7 @@ def _reference_on_cpu(rec: dict[str, Any], config: Any, inputs: dict[str, Any]) 
     rec["reference_total"] = total
     rec["reference_device"] = "cpu"
     if "fxflops_error" in rec or rec.get("routing") == "uniform":
-        try:
-            torch.manual_seed(1)
-            report = fxflops.count(model, (), kwargs=cpu_inputs)
-        except Exception as e:
-            rec["fxflops_cpu_error"] = describe(e)
-            return
-        if "fxflops_error" in rec:
-            rec["meta_fxflops_error"] = rec.pop("fxflops_error")
-        else:
-            rec["meta_fxflops_total"] = rec["fxflops_total"]
-        rec["routing"] = report.routing
-        rec["fxflops_total"] = int(report.total)
-        rec["fxflops_device"] = "cpu"
-        rec["uncounted"] = uncounted_targets(report)
+        _recount_on_cpu(rec, model, (), cpu_inputs)
 
 
 def run_one(model_type: str, emit: Any) -> dict[str, Any]:

@@ -37,7 +37,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.sweep_transformers import ROOT, _start_worker, classify, describe, summary, sweep, uncounted_targets
+from benchmarks.sweep_transformers import (
+    ROOT,
+    _count_into,
+    _recount_on_cpu,
+    _start_worker,
+    classify,
+    describe,
+    summary,
+    sweep,
+)
 
 FAMILIES = ROOT / "benchmarks" / "timm_families.json"
 LIBRARIES = ("torchvision", "timm", "diffusers")
@@ -132,42 +141,6 @@ def _on_cpu(args: tuple[Any, ...]) -> tuple[Any, ...]:
         return value
 
     return tree_map(real, args)
-
-
-def _count_into(rec: dict[str, Any], model: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any] | None = None) -> None:
-    """``fxflops.count`` on the meta-built model; its total, front end and uncounted targets go into
-    ``rec``, or its error does."""
-    import fxflops
-
-    try:
-        report = fxflops.count(model, args, kwargs=kwargs)
-        rec.update(fxflops_total=int(report.total), trace=report.trace, routing=report.routing,
-                   uncounted=uncounted_targets(report))
-    except Exception as e:
-        rec["fxflops_error"] = describe(e)
-
-
-def _recount_on_cpu(rec: dict[str, Any], model: Any, args: tuple[Any, ...],
-                    kwargs: dict[str, Any] | None = None) -> None:
-    """``fxflops.count`` again on the CPU copy the reference ran on, so both see the same data; the
-    meta result is kept under ``meta_fxflops_*``."""
-    import torch
-
-    import fxflops
-
-    try:
-        torch.manual_seed(1)
-        report = fxflops.count(model, args, kwargs=kwargs)
-    except Exception as e:
-        rec["fxflops_cpu_error"] = describe(e)
-        return
-    if "fxflops_error" in rec:
-        rec["meta_fxflops_error"] = rec.pop("fxflops_error")
-    else:
-        rec["meta_fxflops_total"] = rec.get("fxflops_total")
-    rec.update(fxflops_total=int(report.total), fxflops_device="cpu", routing=report.routing,
-               uncounted=uncounted_targets(report))
 
 
 def run_one(library: str, name: str, emit: Any) -> dict[str, Any]:
