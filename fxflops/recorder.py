@@ -239,15 +239,7 @@ class CallRecorder(TorchFunctionMode):
             if known_values.any_assumed(leaves):
                 self.assumed_routing = True
             return out
-        # Known 0-d sizes as numbers, then stray CPU tensors made meta, then both at once.
-        numbers = known_values.known_scalars_as_numbers(args, kwargs)
-        off_meta = _off_meta_tensors(leaves, args, kwargs)
-        both = None
-        if numbers is not None and off_meta is not None:
-            both = _off_meta_tensors(tensor_leaves(numbers), *numbers)
-        for retry in (numbers, off_meta, both):
-            if retry is None:
-                continue
+        for retry in _retries(leaves, args, kwargs):
             try:
                 return func(*retry[0], **retry[1])
             except Exception:
@@ -623,6 +615,22 @@ def _relative(path: str, block: str) -> str:
 def _numbered(name: str) -> bool:
     base, _, suffix = name.rpartition("_")
     return bool(base) and suffix.isdigit()
+
+
+def _retries(leaves: list[torch.Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]
+             ) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The arguments to retry a refused call with, each built only if the one before failed: known
+    0-d sizes as numbers, then stray CPU tensors made meta, then both at once."""
+    numbers = known_values.known_scalars_as_numbers(args, kwargs)
+    if numbers is not None:
+        yield numbers
+    off_meta = _off_meta_tensors(leaves, args, kwargs)
+    if off_meta is not None:
+        yield off_meta
+        if numbers is not None:
+            both = _off_meta_tensors(tensor_leaves(numbers), *numbers)
+            if both is not None:
+                yield both
 
 
 def _off_meta_tensors(leaves: list[torch.Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]
