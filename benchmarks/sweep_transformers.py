@@ -53,14 +53,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from fxflops.zoo_transformers import build_model, default_inputs, is_int, sub_configs
+
 OUT = Path("/tmp/sweep_transformers.json")
 LOG = Path("/tmp/sweep_transformers.log")
 ROOT = Path(__file__).resolve().parent.parent
 
-TOKENS = 16
-DECODER_TOKENS = 8
-AUDIO_SAMPLES = 16000
-FEATURE_FRAMES = 100
 
 #: Size fields and their small values. The first name of each group is the brief's; the
 #: encoder/decoder variants keep BART/T5-style models as small as the rest.
@@ -79,23 +77,13 @@ STATUSES = ("exact", "uncounted", "differs", "fxflops error", "build error", "re
 
 # -- worker side: build, count, compare one model type ----------------------------------------------
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _sub_configs(config: Any) -> list[tuple[str, Any]]:
-    from transformers import PretrainedConfig
-
-    return [(k, v) for k, v in vars(config).items() if isinstance(v, PretrainedConfig)]
-
-
 def _shrink(config: Any, keys: set[str], seen: set[int] | None = None) -> None:
     """Set the size fields in ``keys`` that ``config`` has (and its nested configs have)."""
     seen = set() if seen is None else seen
     if id(config) in seen:
         return
     seen.add(id(config))
-    old_layers = next((getattr(config, k) for k in LAYERS if _is_int(getattr(config, k, None))), None)
+    old_layers = next((getattr(config, k) for k in LAYERS if is_int(getattr(config, k, None))), None)
     changed = False
     for key in SMALL:
         if key not in keys or not hasattr(config, key):
@@ -103,34 +91,34 @@ def _shrink(config: Any, keys: set[str], seen: set[int] | None = None) -> None:
         value = getattr(config, key)
         # Only scalar fields (lists such as per-stage widths are left alone); a None feed-forward
         # or KV-head count means "derived", and is set too.
-        if not (_is_int(value) or (value is None and (key in FFN or key == "num_key_value_heads"))):
+        if not (is_int(value) or (value is None and (key in FFN or key == "num_key_value_heads"))):
             continue
         try:
             setattr(config, key, SMALL[key])
             changed = True
         except Exception:  # a read-only property
             pass
-    if changed and _is_int(old_layers) and old_layers > 2 and (set(LAYERS) & keys):
+    if changed and is_int(old_layers) and old_layers > 2 and (set(LAYERS) & keys):
         # Every layer kind is kept only when the widths are small too: at full width, one more
         # layer (a DeepSeek-V3.2 MoE layer of 256 experts) outgrows the CPU reference's memory.
         _shrink_layer_pattern(config, old_layers, every_kind=bool(set(WIDTH) & keys))
     if keys & set(WIDTH):
-        width = next((getattr(config, k) for k in WIDTH if _is_int(getattr(config, k, None))), None)
-        heads = next((getattr(config, k) for k in HEADS if _is_int(getattr(config, k, None))), None)
+        width = next((getattr(config, k) for k in WIDTH if is_int(getattr(config, k, None))), None)
+        heads = next((getattr(config, k) for k in HEADS if is_int(getattr(config, k, None))), None)
         if width and heads:
             head = width // heads
             for key in ("head_dim",):
-                if hasattr(config, key) and (getattr(config, key) is None or _is_int(getattr(config, key))):
+                if hasattr(config, key) and (getattr(config, key) is None or is_int(getattr(config, key))):
                     try:
                         setattr(config, key, head)
                     except Exception:
                         pass
-            if _is_int(getattr(config, "rotary_dim", None)) and config.rotary_dim > head:
+            if is_int(getattr(config, "rotary_dim", None)) and config.rotary_dim > head:
                 config.rotary_dim = head
             _shrink_latent_attention(config, head)
         if "num_experts_per_tok" in vars(config) and config.num_experts_per_tok is None:
             config.num_experts_per_tok = 2  # DeepSeek-V2's default config leaves its router's top-k unset
-    for _, sub in _sub_configs(config):
+    for _, sub in sub_configs(config):
         _shrink(sub, keys, seen)
 
 
@@ -162,11 +150,11 @@ def _shrink_layer_pattern(config: Any, old_layers: int, every_kind: bool = True)
             except Exception:
                 pass
     for key, value in list(vars(config).items()) if every_kind else ():
-        if key.endswith("_layer_period") and _is_int(value) and value > depth:
+        if key.endswith("_layer_period") and is_int(value) and value > depth:
             offset_key = key.replace("_period", "_offset")
             try:
                 setattr(config, key, 2)
-                if _is_int(getattr(config, offset_key, None)):
+                if is_int(getattr(config, offset_key, None)):
                     setattr(config, offset_key, 1)
             except Exception:
                 pass
@@ -177,7 +165,7 @@ def _shrink_latent_attention(config: Any, head: int) -> None:
     query/key head and the value head are separate sizes, and the config derives ``head_dim`` (the
     rotary embedding's size) and ``qk_head_dim`` from them. Shrunk together, or the rotary embedding
     no longer fits the heads."""
-    if not _is_int(getattr(config, "qk_rope_head_dim", None)) or config.qk_rope_head_dim <= 0:
+    if not is_int(getattr(config, "qk_rope_head_dim", None)) or config.qk_rope_head_dim <= 0:
         return
     rope, nope = max(2, head // 2), max(2, head // 2)
     # head_dim is the rotary part (DeepSeek) or the whole query/key head with a partial rotary
@@ -185,15 +173,15 @@ def _shrink_latent_attention(config: Any, head: int) -> None:
     old_rope, old_head = config.qk_rope_head_dim, getattr(config, "head_dim", None)
     try:
         config.qk_rope_head_dim = rope
-        if _is_int(getattr(config, "qk_nope_head_dim", None)) and config.qk_nope_head_dim > 0:
+        if is_int(getattr(config, "qk_nope_head_dim", None)) and config.qk_nope_head_dim > 0:
             config.qk_nope_head_dim = nope
         else:
             nope = getattr(config, "qk_nope_head_dim", 0) or 0
-        if _is_int(getattr(config, "v_head_dim", None)):
+        if is_int(getattr(config, "v_head_dim", None)):
             config.v_head_dim = head
         if hasattr(config, "qk_head_dim"):
             config.qk_head_dim = rope + nope
-        if _is_int(old_head) and old_head > 0:
+        if is_int(old_head) and old_head > 0:
             config.head_dim = rope * old_head // old_rope if old_head % old_rope == 0 else rope
     except Exception:  # a read-only property
         pass
@@ -210,7 +198,7 @@ def _clamp_token_ids(config: Any, vocab: int, seen: set[int] | None = None) -> N
     remap: dict[int, int] = {}
 
     def fix(value: Any) -> Any:
-        if _is_int(value) and value >= vocab:
+        if is_int(value) and value >= vocab:
             if value not in remap:
                 remap[value] = next(spare)
             return remap[value]
@@ -226,7 +214,7 @@ def _clamp_token_ids(config: Any, vocab: int, seen: set[int] | None = None) -> N
                     setattr(config, key, fixed)
                 except Exception:
                     pass
-    for _, sub in _sub_configs(config):
+    for _, sub in sub_configs(config):
         _clamp_token_ids(sub, vocab, seen)
 
 
@@ -240,203 +228,6 @@ def small_config(model_type: str, level: int = 0) -> Any:
         _shrink(config, keys)
         _clamp_token_ids(config, SMALL["vocab_size"])
     return config
-
-
-#: Auto classes tried in order: language models first, then the base model, then the task heads
-#: that model types without a base model ship (depth estimation, segmentation, detection...).
-AUTO_CLASSES = (
-    "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModel", "AutoModelForSpeechSeq2Seq",
-    "AutoModelForImageClassification", "AutoModelForDepthEstimation", "AutoModelForSemanticSegmentation",
-    "AutoModelForUniversalSegmentation", "AutoModelForObjectDetection", "AutoModelForMaskedLM",
-    "AutoModelForTextToWaveform", "AutoModelForTextToSpectrogram", "AutoModelForImageTextToText", "AutoBackbone",
-)
-
-
-def build_model(config: Any, device: str = "meta") -> tuple[str, Any]:
-    """The first of :data:`AUTO_CLASSES` that knows the config, built on ``device`` (meta: no
-    weights), in eval mode."""
-    import torch
-    import transformers
-
-    for name in AUTO_CLASSES:
-        auto = getattr(transformers, name, None)
-        mapping = getattr(auto, "_model_mapping", None)
-        if mapping is not None and type(config) in mapping:
-            with torch.device(device):
-                return name, auto.from_config(config).eval()
-    component = component_class(config)
-    if component is not None:
-        with torch.device(device):
-            return component.__name__, component(config).eval()
-    raise LookupError(f"no {'/'.join(AUTO_CLASSES)} class for {type(config).__name__}, and no model class "
-                      f"in its modeling module takes it")
-
-
-def component_class(config: Any) -> Any:
-    """The model class of a config no auto class maps: the components of composite models
-    (``clip_text_model``, ``qwen2_vl_vision``, ``sam_mask_decoder``...) have a config type of their own
-    and a class in the same package's ``modeling_*`` module whose ``config_class`` is that type. A
-    causal LM first, then a class named ``...Model``, then the shortest name."""
-    import importlib
-    import inspect
-
-    from transformers import PreTrainedModel
-
-    module_name = type(config).__module__.replace(".configuration_", ".modeling_")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception:
-        return None
-    found = [c for _, c in inspect.getmembers(module, inspect.isclass)
-             if issubclass(c, PreTrainedModel) and c.__module__ == module.__name__
-             and c.__dict__.get("config_class", getattr(c, "config_class", None)) is type(config)
-             and not c.__name__.endswith("PreTrainedModel")]
-    if not found:
-        return None
-    return min(found, key=lambda c: (not c.__name__.endswith("ForCausalLM"), not c.__name__.endswith("Model"),
-                                     len(c.__name__), c.__name__))
-
-
-def _configs(config: Any) -> list[Any]:
-    """The config and its nested configs, the config first, vision/audio/encoder ones next."""
-    found, todo, seen = [], [config], set()
-    while todo:
-        c = todo.pop(0)
-        if id(c) in seen:
-            continue
-        seen.add(id(c))
-        found.append(c)
-        todo.extend(sub for _, sub in _sub_configs(c))
-    return found
-
-
-def _image_size(config: Any) -> tuple[int, int] | None:
-    for c in _configs(config):
-        for key in ("image_size", "img_size", "input_size", "crop_size"):
-            value = getattr(c, key, None)
-            if _is_int(value) and value > 0:
-                return value, value
-            if isinstance(value, (list, tuple)) and len(value) >= 2 and all(_is_int(v) for v in value[-2:]):
-                return int(value[-2]), int(value[-1])
-            if isinstance(value, dict) and _is_int(value.get("height")) and _is_int(value.get("width")):
-                return value["height"], value["width"]
-    return None
-
-
-def _channels(config: Any) -> int:
-    for c in _configs(config):
-        for key in ("num_channels", "in_channels", "in_chans", "num_input_channels"):
-            if _is_int(getattr(c, key, None)) and getattr(c, key) > 0:
-                return getattr(c, key)
-    return 3
-
-
-def _feature_shape(config: Any) -> tuple[int, ...] | None:
-    """``input_features``: (1, mel bins, frames) for Whisper-like encoders, else (1, frames, features)."""
-    for c in _configs(config):
-        if _is_int(getattr(c, "num_mel_bins", None)):
-            frames = 2 * c.max_source_positions if _is_int(getattr(c, "max_source_positions", None)) else 3000
-            return 1, c.num_mel_bins, frames
-        if _is_int(getattr(c, "input_feat_per_channel", None)):
-            return 1, FEATURE_FRAMES, c.input_feat_per_channel * (getattr(c, "input_channels", 1) or 1)
-        for key in ("feature_projection_input_dim", "feature_size", "input_dim", "n_mels", "num_mel_filters"):
-            if _is_int(getattr(c, key, None)) and getattr(c, key) > 0:
-                return 1, FEATURE_FRAMES, getattr(c, key)
-    return None
-
-
-def _first_int(config: Any, *keys: str, default: int) -> int:
-    """The first positive integer any of ``keys`` has in the config or its nested configs."""
-    for c in _configs(config):
-        for key in keys:
-            value = getattr(c, key, None)
-            if isinstance(value, (list, tuple)) and value and _is_int(value[0]):
-                value = value[0]  # a square kernel given as [2, 2]
-            if _is_int(value) and value > 0:
-                return int(value)
-    return default
-
-
-def _patch_grid_inputs(config: Any, patches: str, grid: str) -> dict[str, Any]:
-    """Qwen2-VL-style vision encoders take an image already cut into patches, (t*h*w, C*T*P*P), and
-    its grid ``[[t, h, w]]``: here one frame of 2m x 2m patches, m the spatial merge size. The grid's
-    values set shapes (rotary positions, window lengths), so it is a real CPU tensor, and both
-    counters then run on a CPU copy (:func:`_reference_on_cpu` keeps the values of CPU inputs)."""
-    import torch
-
-    patch = _first_int(config, "patch_size", default=14)
-    frames = _first_int(config, "temporal_patch_size", "patch_temporal", default=1)
-    merge = _first_int(config, "spatial_merge_size", "merge_size", "merge_kernel_size", default=1)
-    side = 2 * merge
-    return {patches: torch.zeros(side * side, _channels(config) * frames * patch * patch, device="meta"),
-            grid: torch.tensor([[1, side, side]])}
-
-
-def _other_layout(inputs: dict[str, Any], config: Any, grid: str | None) -> dict[str, Any]:
-    """The second layout models use for the same inputs: audio samples with a channel axis
-    (1, 1, S) (EnCodec, DAC, Mimi); log-mel features as (1, frames, bins) where Whisper has
-    (1, bins, frames) (Parakeet, LASR, Granite Speech); video as (1, frames, C, H, W) where the
-    config names a frame count (VideoMAE, ViViT, TimeSformer, X-CLIP); grid patches as
-    (N, C, P, P) images (Kimi-K2.5)."""
-    import torch
-
-    out = dict(inputs)
-    if "input_values" in out and out["input_values"].dim() == 2:
-        out["input_values"] = out["input_values"][:, None]
-    if "input_features" in out and out["input_features"].dim() == 3:
-        # (1, frames, bins), with as few frames as the other audio inputs: Whisper's 3000 are only
-        # needed where the mel bins come first (conformers with relative positions grow as frames^2)
-        bins = out["input_features"].shape[1]
-        out["input_features"] = torch.zeros(1, FEATURE_FRAMES, bins, device="meta")
-    pixels = out.get("pixel_values")
-    frames = _first_int(config, "num_frames", default=0)
-    if pixels is not None and pixels.dim() == 4 and frames and not grid:
-        out["pixel_values"] = torch.zeros(1, frames, *pixels.shape[1:], device=pixels.device)
-    if grid is not None:
-        patches = next(n for n in ("hidden_states", "pixel_values") if n in out)
-        patch = _first_int(config, "patch_size", default=14)
-        out[patches] = torch.zeros(out[patches].shape[0], _channels(config), patch, patch, device="meta")
-    return out
-
-
-def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0) -> dict[str, Any]:
-    """The default keyword inputs of ``model.forward``, on meta. ``layout=1`` is the other common
-    layout of the same inputs, tried when neither counter runs on the first (:func:`_other_layout`)."""
-    import inspect
-
-    import torch
-
-    params = inspect.signature(model.forward).parameters
-    inputs: dict[str, Any] = {}
-    meta = torch.device("meta")
-    if "input_ids" in params:
-        inputs["input_ids"] = torch.zeros(1, TOKENS, dtype=torch.long, device=meta)
-    if "pixel_values" in params and images:
-        size = _image_size(config)
-        if size is None and "input_ids" not in params:
-            size = (224, 224)  # a vision-only model whose config names no size (CNNs)
-        if size is not None:
-            inputs["pixel_values"] = torch.zeros(1, _channels(config), *size, device=meta)
-    if "decoder_input_ids" in params and getattr(config, "is_encoder_decoder", False):
-        inputs["decoder_input_ids"] = torch.zeros(1, DECODER_TOKENS, dtype=torch.long, device=meta)
-    if "input_values" in params:
-        inputs["input_values"] = torch.zeros(1, AUDIO_SAMPLES, device=meta)
-    if "input_features" in params:
-        shape = _feature_shape(config)
-        if shape is not None:
-            inputs["input_features"] = torch.zeros(*shape, device=meta)
-    grid = next((n for n in ("grid_thw", "image_grid_thw") if n in params), None)
-    patches = next((n for n in ("hidden_states", "pixel_values") if n in params), None)
-    if grid and patches and "input_ids" not in params:
-        inputs.update(_patch_grid_inputs(config, patches, grid))
-        if "merge_sizes" in params:  # VideoLLaMA3: one merge size per image
-            inputs["merge_sizes"] = torch.tensor([_first_int(config, "spatial_merge_size", "merge_size", default=1)])
-    if layout:
-        inputs = _other_layout(inputs, config, grid)
-    if not inputs or set(inputs) == {"decoder_input_ids"}:
-        taken = ", ".join(p for p in params if p not in ("self", "kwargs"))[:200]
-        raise LookupError(f"no default inputs for forward({taken})")
-    return inputs
 
 
 def _shapes(inputs: dict[str, Any]) -> dict[str, tuple[int, ...]]:

@@ -564,16 +564,20 @@ def _check_config_keys(spec: Spec, default: Any, overrides: dict[str, Any]) -> N
 
 def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
     """``hf:MODEL_TYPE``: the model built from ``AutoConfig.for_model(MODEL_TYPE, **overrides)`` on
-    the meta device, offline. A causal LM head where the type has one (a seq2seq LM for
-    encoder-decoders), else the base model. Default inputs: 1x128 token ids (fewer when
-    ``max_position_embeddings`` is smaller), 1x3xSxS pixels for vision and CLIP-like configs, one
-    second of 16 kHz audio (``input_values``) or Whisper's 30 s of mel frames (``input_features``)."""
+    the meta device, offline, with the model class and default inputs of
+    :mod:`fxflops.zoo_transformers` (the library sweep's): a causal LM head where the type has one
+    (a seq2seq LM for encoder-decoders), else the base model, a task head or a component class;
+    1x128 token ids (fewer when ``max_position_embeddings`` is smaller: CLIP's text tower has 77),
+    pixels at the config's image size, one second of 16 kHz audio or Whisper's 30 s of mel frames,
+    Qwen2-VL-style patches with their grid. The first input in signature order is positional, so
+    ``--input`` replaces it."""
     try:
-        import torch
+        import torch  # noqa: F401
         import transformers
     except ImportError:
         raise _missing_package(spec, "transformers") from None
     from fxflops.zoo import hub_offline
+    from fxflops.zoo_transformers import build_model, default_inputs
 
     model_type = spec.location
     try:
@@ -585,52 +589,21 @@ def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
                                  "from transformers.models.auto.configuration_auto import CONFIG_MAPPING; "
                                  "print(list(CONFIG_MAPPING))") from None
     _check_config_keys(spec, transformers.AutoConfig.for_model(model_type), overrides)
-    auto_classes = [transformers.AutoModelForCausalLM, transformers.AutoModelForSeq2SeqLM,
-                    transformers.AutoModelForSpeechSeq2Seq, transformers.AutoModel]
-    if getattr(config, "is_encoder_decoder", False):  # Whisper also has a decoder-only CausalLM class
-        auto_classes = auto_classes[1:3] + auto_classes[:1] + auto_classes[3:]
-    kwargs: dict[str, Any] = {}
     try:
-        with _quiet_build(), hub_offline(), torch.device("meta"):
-            for auto in auto_classes:
-                if type(config) in auto._model_mapping:
-                    model = auto.from_config(config)
-                    break
-            else:
-                raise SpecError(f"transformers has no model class for {model_type!r}", None)
-    except SpecError:
-        raise
+        with _quiet_build(), hub_offline():
+            _, model = build_model(config)
+    except LookupError:
+        raise SpecError(f"transformers has no model class for {model_type!r}", None) from None
     except Exception as e:
         raise _build_failed(spec, e, "try another model type, or --config to change the default config") from e
-    model = model.eval()
-    names = set(inspect.signature(model.forward).parameters)
-    args: tuple[Any, ...] = ()
     text = getattr(config, "text_config", None) or config
-    # 128 tokens, or fewer where the positions stop sooner (CLIP's text tower has 77).
     tokens = min(128, getattr(text, "max_position_embeddings", None) or 128)
-    ids = torch.empty((1, tokens), dtype=torch.long, device="meta")
-    vision = getattr(config, "vision_config", config)
-    size = getattr(vision, "image_size", 224)
-    size = size if isinstance(size, int) else size[0]
-    pixels = torch.empty((1, getattr(vision, "num_channels", 3), size, size), device="meta")
-    if "input_ids" in names:
-        kwargs["input_ids"] = ids
-    if "pixel_values" in names:
-        kwargs["pixel_values"] = pixels
-    if "input_values" in names and not kwargs:  # raw audio (wav2vec2, HuBERT...): one second at 16 kHz
-        kwargs["input_values"] = torch.empty((1, 16_000), device="meta")
-    if "input_features" in names and not kwargs:  # log-mel frames (Whisper: 30 s, 2 frames per position)
-        frames = 2 * getattr(config, "max_source_positions", 1500)
-        kwargs["input_features"] = torch.empty((1, getattr(config, "num_mel_bins", 80), frames), device="meta")
-    audio = [k for k in ("input_values", "input_features") if k in kwargs]
-    if "decoder_input_ids" in names:
-        kwargs["decoder_input_ids"] = torch.empty((1, tokens), dtype=torch.long, device="meta")
-    if not any(k in kwargs for k in ("input_ids", "pixel_values", *audio)):
-        return model, None, kwargs
-    # Positional inputs in signature order, so --input replaces them one for one.
-    order = [n for n in inspect.signature(model.forward).parameters if n in ("input_ids", "pixel_values", *audio)]
-    args = tuple(kwargs.pop(n) for n in order if n == order[0])
-    return model, args, kwargs
+    try:
+        kwargs = default_inputs(model, config, tokens=tokens, decoder_tokens=tokens)
+    except LookupError:
+        return model, None, {}
+    first = next(iter(kwargs))
+    return model, (kwargs.pop(first),), kwargs
 
 
 # callables --------------------------------------------------------------------------------------

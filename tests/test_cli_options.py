@@ -41,6 +41,17 @@ def test_hf_gpt2_formula(capsys: pytest.CaptureFixture[str]) -> None:
     assert "inputs:  1xL int64" in out
 
 
+def test_hf_component_type_builds_its_own_class(capsys: pytest.CaptureFixture[str]) -> None:
+    """``clip_text_model`` is in no auto class: its class is the one whose ``config_class`` it is."""
+    pytest.importorskip("transformers")
+    code, out, _ = run(capsys, "count", "hf:clip_text_model", "--config", "num_hidden_layers=1")
+    assert code == 0
+    assert "inputs:  1x77 int64" in out  # CLIP's 77 positions
+    # One layer, 77 tokens, width 512, MLP 2048, no LM head: q/k/v/out 4 * 2*77*512*512 = 161,480,704;
+    # MLP 2 * 2*77*512*2048 = 322,961,408; scores and values 2 * 2*77*77*512 = 12,142,592.
+    assert "(496,584,704 FLOPs" in out
+
+
 def test_hf_unknown_type_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("transformers")
     code, _, err = run(capsys, "count", "hf:gpt-7")

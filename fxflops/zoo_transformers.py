@@ -1,0 +1,254 @@
+"""Hugging Face transformers models for ``hf:MODEL_TYPE`` specs, ``fxflops zoo transformers`` and the
+library sweep (``benchmarks/sweep_transformers.py``): the model class a config builds, and the default
+keyword inputs of its ``forward``.
+
+Model class: the first auto class that maps the config (a causal LM, then a seq2seq LM, the base
+model, then the task heads that types without a base model ship; encoder-decoders take their seq2seq
+head first), else the component class in the config's package whose ``config_class`` it is
+(``clip_text_model``, ``qwen2_vl_vision``...).
+
+Inputs, from ``forward``'s parameter names and the config, with no per-model table:
+
+* ``input_ids``: 1 x ``tokens`` zeros; ``decoder_input_ids`` for encoder-decoders, 1 x ``decoder_tokens``;
+* ``pixel_values``: 1 x channels x the first image size any nested config names (224x224 for a
+  vision-only model that names none);
+* ``input_values``: one second of 16 kHz audio; ``input_features``: (1, mel bins, 2 x source
+  positions) for Whisper-like encoders, else (1, 100 frames, feature width);
+* Qwen2-VL-style vision encoders: patches already cut, (t*h*w, C*T*P*P), with their real ``grid_thw``
+  (a CPU tensor: its values set shapes);
+* ``layout=1``: the other common layout of the same inputs (:func:`_other_layout`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Default sizes: text tokens (``hf:`` specs use up to 128, the sweep 16), decoder tokens, audio
+#: samples (one second at 16 kHz) and feature frames.
+TOKENS = 16
+DECODER_TOKENS = 8
+AUDIO_SAMPLES = 16000
+FEATURE_FRAMES = 100
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def sub_configs(config: Any) -> list[tuple[str, Any]]:
+    from transformers import PretrainedConfig
+
+    return [(k, v) for k, v in vars(config).items() if isinstance(v, PretrainedConfig)]
+
+
+#: Auto classes tried in order: language models first, then the base model, then the task heads
+#: that model types without a base model ship (depth estimation, segmentation, detection...).
+AUTO_CLASSES = (
+    "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModel", "AutoModelForSpeechSeq2Seq",
+    "AutoModelForImageClassification", "AutoModelForDepthEstimation", "AutoModelForSemanticSegmentation",
+    "AutoModelForUniversalSegmentation", "AutoModelForObjectDetection", "AutoModelForMaskedLM",
+    "AutoModelForTextToWaveform", "AutoModelForTextToSpectrogram", "AutoModelForImageTextToText", "AutoBackbone",
+)
+
+
+def auto_class_order(config: Any) -> tuple[str, ...]:
+    """:data:`AUTO_CLASSES`, with the seq2seq heads first for an encoder-decoder (Whisper also maps a
+    decoder-only causal LM, which would leave its encoder out)."""
+    if not getattr(config, "is_encoder_decoder", False):
+        return AUTO_CLASSES
+    first = ("AutoModelForSeq2SeqLM", "AutoModelForSpeechSeq2Seq")
+    return first + tuple(name for name in AUTO_CLASSES if name not in first)
+
+
+def build_model(config: Any, device: str = "meta") -> tuple[str, Any]:
+    """The first auto class of :func:`auto_class_order` that knows the config (else its
+    :func:`component_class`), built on ``device`` (meta: no weights), in eval mode; with the auto
+    class's name (or the component's)."""
+    import torch
+    import transformers
+
+    for name in auto_class_order(config):
+        auto = getattr(transformers, name, None)
+        mapping = getattr(auto, "_model_mapping", None)
+        if mapping is not None and type(config) in mapping:
+            with torch.device(device):
+                return name, auto.from_config(config).eval()
+    component = component_class(config)
+    if component is not None:
+        with torch.device(device):
+            return component.__name__, component(config).eval()
+    raise LookupError(f"no {'/'.join(AUTO_CLASSES)} class for {type(config).__name__}, and no model class "
+                      f"in its modeling module takes it")
+
+
+def component_class(config: Any) -> Any:
+    """The model class of a config no auto class maps: the components of composite models
+    (``clip_text_model``, ``qwen2_vl_vision``, ``sam_mask_decoder``...) have a config type of their own
+    and a class in the same package's ``modeling_*`` module whose ``config_class`` is that type. A
+    causal LM first, then a class named ``...Model``, then the shortest name."""
+    import importlib
+    import inspect
+
+    from transformers import PreTrainedModel
+
+    module_name = type(config).__module__.replace(".configuration_", ".modeling_")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception:
+        return None
+    found = [c for _, c in inspect.getmembers(module, inspect.isclass)
+             if issubclass(c, PreTrainedModel) and c.__module__ == module.__name__
+             and c.__dict__.get("config_class", getattr(c, "config_class", None)) is type(config)
+             and not c.__name__.endswith("PreTrainedModel")]
+    if not found:
+        return None
+    return min(found, key=lambda c: (not c.__name__.endswith("ForCausalLM"), not c.__name__.endswith("Model"),
+                                     len(c.__name__), c.__name__))
+
+
+def nested_configs(config: Any) -> list[Any]:
+    """The config and its nested configs, the config first, vision/audio/encoder ones next."""
+    found, todo, seen = [], [config], set()
+    while todo:
+        c = todo.pop(0)
+        if id(c) in seen:
+            continue
+        seen.add(id(c))
+        found.append(c)
+        todo.extend(sub for _, sub in sub_configs(c))
+    return found
+
+
+def _image_size(config: Any) -> tuple[int, int] | None:
+    for c in nested_configs(config):
+        for key in ("image_size", "img_size", "input_size", "crop_size"):
+            value = getattr(c, key, None)
+            if is_int(value) and value > 0:
+                return value, value
+            if isinstance(value, (list, tuple)) and len(value) >= 2 and all(is_int(v) for v in value[-2:]):
+                return int(value[-2]), int(value[-1])
+            if isinstance(value, dict) and is_int(value.get("height")) and is_int(value.get("width")):
+                return value["height"], value["width"]
+    return None
+
+
+def _channels(config: Any) -> int:
+    for c in nested_configs(config):
+        for key in ("num_channels", "in_channels", "in_chans", "num_input_channels"):
+            if is_int(getattr(c, key, None)) and getattr(c, key) > 0:
+                return getattr(c, key)
+    return 3
+
+
+def _feature_shape(config: Any) -> tuple[int, ...] | None:
+    """``input_features``: (1, mel bins, frames) for Whisper-like encoders, else (1, frames, features)."""
+    for c in nested_configs(config):
+        if is_int(getattr(c, "num_mel_bins", None)):
+            frames = 2 * c.max_source_positions if is_int(getattr(c, "max_source_positions", None)) else 3000
+            return 1, c.num_mel_bins, frames
+        if is_int(getattr(c, "input_feat_per_channel", None)):
+            return 1, FEATURE_FRAMES, c.input_feat_per_channel * (getattr(c, "input_channels", 1) or 1)
+        for key in ("feature_projection_input_dim", "feature_size", "input_dim", "n_mels", "num_mel_filters"):
+            if is_int(getattr(c, key, None)) and getattr(c, key) > 0:
+                return 1, FEATURE_FRAMES, getattr(c, key)
+    return None
+
+
+def first_int(config: Any, *keys: str, default: int) -> int:
+    """The first positive integer any of ``keys`` has in the config or its nested configs."""
+    for c in nested_configs(config):
+        for key in keys:
+            value = getattr(c, key, None)
+            if isinstance(value, (list, tuple)) and value and is_int(value[0]):
+                value = value[0]  # a square kernel given as [2, 2]
+            if is_int(value) and value > 0:
+                return int(value)
+    return default
+
+
+def _patch_grid_inputs(config: Any, patches: str, grid: str) -> dict[str, Any]:
+    """Qwen2-VL-style vision encoders take an image already cut into patches, (t*h*w, C*T*P*P), and
+    its grid ``[[t, h, w]]``: here one frame of 2m x 2m patches, m the spatial merge size. The grid's
+    values set shapes (rotary positions, window lengths), so it is a real CPU tensor, and both
+    counters then run on a CPU copy (:func:`_reference_on_cpu` keeps the values of CPU inputs)."""
+    import torch
+
+    patch = first_int(config, "patch_size", default=14)
+    frames = first_int(config, "temporal_patch_size", "patch_temporal", default=1)
+    merge = first_int(config, "spatial_merge_size", "merge_size", "merge_kernel_size", default=1)
+    side = 2 * merge
+    return {patches: torch.zeros(side * side, _channels(config) * frames * patch * patch, device="meta"),
+            grid: torch.tensor([[1, side, side]])}
+
+
+def _other_layout(inputs: dict[str, Any], config: Any, grid: str | None) -> dict[str, Any]:
+    """The second layout models use for the same inputs: audio samples with a channel axis
+    (1, 1, S) (EnCodec, DAC, Mimi); log-mel features as (1, frames, bins) where Whisper has
+    (1, bins, frames) (Parakeet, LASR, Granite Speech); video as (1, frames, C, H, W) where the
+    config names a frame count (VideoMAE, ViViT, TimeSformer, X-CLIP); grid patches as
+    (N, C, P, P) images (Kimi-K2.5)."""
+    import torch
+
+    out = dict(inputs)
+    if "input_values" in out and out["input_values"].dim() == 2:
+        out["input_values"] = out["input_values"][:, None]
+    if "input_features" in out and out["input_features"].dim() == 3:
+        # (1, frames, bins), with as few frames as the other audio inputs: Whisper's 3000 are only
+        # needed where the mel bins come first (conformers with relative positions grow as frames^2)
+        bins = out["input_features"].shape[1]
+        out["input_features"] = torch.zeros(1, FEATURE_FRAMES, bins, device="meta")
+    pixels = out.get("pixel_values")
+    frames = first_int(config, "num_frames", default=0)
+    if pixels is not None and pixels.dim() == 4 and frames and not grid:
+        out["pixel_values"] = torch.zeros(1, frames, *pixels.shape[1:], device=pixels.device)
+    if grid is not None:
+        patches = next(n for n in ("hidden_states", "pixel_values") if n in out)
+        patch = first_int(config, "patch_size", default=14)
+        out[patches] = torch.zeros(out[patches].shape[0], _channels(config), patch, patch, device="meta")
+    return out
+
+
+def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0, tokens: int = TOKENS,
+                   decoder_tokens: int = DECODER_TOKENS) -> dict[str, Any]:
+    """The default keyword inputs of ``model.forward``, on meta (module docstring), in signature
+    order. ``images=False`` leaves pixels out (a multimodal LM wants image tokens in its ids to go
+    with them); ``layout=1`` is the other common layout of the same inputs, tried when neither
+    counter runs on the first (:func:`_other_layout`). LookupError when no input fits."""
+    import inspect
+
+    import torch
+
+    params = inspect.signature(model.forward).parameters
+    inputs: dict[str, Any] = {}
+    meta = torch.device("meta")
+    if "input_ids" in params:
+        inputs["input_ids"] = torch.zeros(1, tokens, dtype=torch.long, device=meta)
+    if "pixel_values" in params and images:
+        size = _image_size(config)
+        if size is None and "input_ids" not in params:
+            size = (224, 224)  # a vision-only model whose config names no size (CNNs)
+        if size is not None:
+            inputs["pixel_values"] = torch.zeros(1, _channels(config), *size, device=meta)
+    if "decoder_input_ids" in params and getattr(config, "is_encoder_decoder", False):
+        inputs["decoder_input_ids"] = torch.zeros(1, decoder_tokens, dtype=torch.long, device=meta)
+    if "input_values" in params:
+        inputs["input_values"] = torch.zeros(1, AUDIO_SAMPLES, device=meta)
+    if "input_features" in params:
+        shape = _feature_shape(config)
+        if shape is not None:
+            inputs["input_features"] = torch.zeros(*shape, device=meta)
+    grid = next((n for n in ("grid_thw", "image_grid_thw") if n in params), None)
+    patches = next((n for n in ("hidden_states", "pixel_values") if n in params), None)
+    if grid and patches and "input_ids" not in params:
+        inputs.update(_patch_grid_inputs(config, patches, grid))
+        if "merge_sizes" in params:  # VideoLLaMA3: one merge size per image
+            inputs["merge_sizes"] = torch.tensor([first_int(config, "spatial_merge_size", "merge_size", default=1)])
+    if layout:
+        inputs = _other_layout(inputs, config, grid)
+    if not inputs or set(inputs) == {"decoder_input_ids"}:
+        taken = ", ".join(p for p in params if p not in ("self", "kwargs"))[:200]
+        raise LookupError(f"no default inputs for forward({taken})")
+    order = list(params)
+    return dict(sorted(inputs.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+
+
