@@ -12,8 +12,11 @@ Inputs, from ``forward``'s parameter names and the config, with no per-model tab
 * ``input_ids``: 1 x ``tokens`` zeros; ``decoder_input_ids`` for encoder-decoders, 1 x ``decoder_tokens``;
 * ``pixel_values``: 1 x channels x the first image size any nested config names (224x224 for a
   vision-only model that names none);
-* ``input_values``: one second of 16 kHz audio; ``input_features``: (1, mel bins, 2 x source
-  positions) for Whisper-like encoders, else (1, 100 frames, feature width);
+* ``input_values``: one second of 16 kHz audio (a (1, frames, mel bins) spectrogram where the config
+  names both, as AST's does); ``input_features``: (1, mel bins, 2 x source
+  positions) for Whisper-like encoders, else (1, 100 frames, feature width), CLAP's (1, 1, 1001,
+  bins); a feature mask (``input_features_mask``...) all ones over the frames, on the CPU (its sum
+  sets shapes);
 * Qwen2-VL-style vision encoders: patches already cut, (t*h*w, C*T*P*P), with their real ``grid_thw``
   (a CPU tensor: its values set shapes);
 * ``layout=1``: the other common layout of the same inputs (:func:`_other_layout`).
@@ -29,6 +32,10 @@ TOKENS = 16
 DECODER_TOKENS = 8
 AUDIO_SAMPLES = 16000
 FEATURE_FRAMES = 100
+CLAP_FRAMES = 1001
+#: Masks over the feature frames that audio encoders read the lengths from (``mask.sum(-1)``):
+#: all frames valid, as a feature extractor returns them for one clip.
+FEATURE_MASKS = ("input_features_mask", "feature_attention_mask")
 
 
 def is_int(value: Any) -> bool:
@@ -84,22 +91,28 @@ def build_model(config: Any, device: str = "meta") -> tuple[str, Any]:
 def component_class(config: Any) -> Any:
     """The model class of a config no auto class maps: the components of composite models
     (``clip_text_model``, ``qwen2_vl_vision``, ``sam_mask_decoder``...) have a config type of their own
-    and a class in the same package's ``modeling_*`` module whose ``config_class`` is that type. A
+    and a class in one of the same package's ``modeling_*`` modules whose ``config_class`` is that type. A
     causal LM first, then a class named ``...Model``, then the shortest name."""
     import importlib
     import inspect
+    import pkgutil
 
     from transformers import PreTrainedModel
 
-    module_name = type(config).__module__.replace(".configuration_", ".modeling_")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception:
-        return None
-    found = [c for _, c in inspect.getmembers(module, inspect.isclass)
-             if issubclass(c, PreTrainedModel) and c.__module__ == module.__name__
-             and c.__dict__.get("config_class", getattr(c, "config_class", None)) is type(config)
-             and not c.__name__.endswith("PreTrainedModel")]
+    package = type(config).__module__.rsplit(".", 1)[0]
+    found = []
+    # Usually the modeling module next to the configuration one; BLIP's text model has its own.
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__, package + "."):
+        if not info.name.rsplit(".", 1)[-1].startswith("modeling_"):
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except Exception:
+            continue
+        found += [c for _, c in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(c, PreTrainedModel) and c.__module__ == module.__name__
+                  and c.__dict__.get("config_class", getattr(c, "config_class", None)) is type(config)
+                  and not c.__name__.endswith("PreTrainedModel")]
     if not found:
         return None
     return min(found, key=lambda c: (not c.__name__.endswith("ForCausalLM"), not c.__name__.endswith("Model"),
@@ -141,8 +154,11 @@ def _channels(config: Any) -> int:
 
 
 def _feature_shape(config: Any) -> tuple[int, ...] | None:
-    """``input_features``: (1, mel bins, frames) for Whisper-like encoders, else (1, frames, features)."""
+    """``input_features``: (1, mel bins, frames) for Whisper-like encoders, else (1, frames, features);
+    CLAP's HTSAT takes (1, 1, 1001, mel bins), its feature extractor's 10 s."""
     for c in nested_configs(config):
+        if is_int(getattr(c, "num_mel_bins", None)) and is_int(getattr(c, "spec_size", None)):
+            return 1, 1, CLAP_FRAMES, c.num_mel_bins
         if is_int(getattr(c, "num_mel_bins", None)):
             frames = 2 * c.max_source_positions if is_int(getattr(c, "max_source_positions", None)) else 3000
             return 1, c.num_mel_bins, frames
@@ -233,6 +249,10 @@ def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0
         inputs["decoder_input_ids"] = torch.zeros(1, decoder_tokens, dtype=torch.long, device=meta)
     if "input_values" in params:
         inputs["input_values"] = torch.zeros(1, AUDIO_SAMPLES, device=meta)
+        spectrogram = next((c for c in nested_configs(config) if is_int(getattr(c, "num_mel_bins", None))
+                            and is_int(getattr(c, "max_length", None))), None)
+        if spectrogram is not None:  # the Audio Spectrogram Transformer: (1, frames, mel bins)
+            inputs["input_values"] = torch.zeros(1, spectrogram.max_length, spectrogram.num_mel_bins, device=meta)
     if "input_features" in params:
         shape = _feature_shape(config)
         if shape is not None:
@@ -245,6 +265,13 @@ def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0
             inputs["merge_sizes"] = torch.tensor([first_int(config, "spatial_merge_size", "merge_size", default=1)])
     if layout:
         inputs = _other_layout(inputs, config, grid)
+    features = inputs.get("input_features")
+    mask = next((n for n in FEATURE_MASKS if n in params), None)
+    if features is not None and features.dim() == 3 and mask:
+        # The lengths set shapes (a mask's sum slices the frames), so it is a real CPU tensor, as
+        # a patch grid is; the frame axis is the longer one of (bins, frames) and (frames, bins).
+        frames = features.shape[2] if features.shape[2] > features.shape[1] else features.shape[1]
+        inputs[mask] = torch.ones(1, frames, dtype=torch.long)
     if not inputs or set(inputs) == {"decoder_input_ids"}:
         taken = ", ".join(p for p in params if p not in ("self", "kwargs"))[:200]
         raise LookupError(f"no default inputs for forward({taken})")
