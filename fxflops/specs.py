@@ -572,7 +572,6 @@ def _build_hf(spec: Spec, method: str, overrides: dict[str, Any]) -> Defaults:
     Qwen2-VL-style patches with their grid. The first input in signature order is positional, so
     ``--input`` replaces it."""
     try:
-        import torch  # noqa: F401
         import transformers
     except ImportError:
         raise _missing_package(spec, "transformers") from None

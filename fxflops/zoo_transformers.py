@@ -85,7 +85,7 @@ def build_model(config: Any, device: str = "meta") -> tuple[str, Any]:
         with torch.device(device):
             return component.__name__, component(config).eval()
     raise LookupError(f"no {'/'.join(AUTO_CLASSES)} class for {type(config).__name__}, and no model class "
-                      f"in its modeling module takes it")
+                      f"in its modeling modules takes it")
 
 
 def component_class(config: Any) -> Any:
@@ -275,7 +275,6 @@ def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0
     if not inputs or set(inputs) == {"decoder_input_ids"}:
         taken = ", ".join(p for p in params if p not in ("self", "kwargs"))[:200]
         raise LookupError(f"no default inputs for forward({taken})")
-    order = list(params)
-    return dict(sorted(inputs.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+    return {name: inputs[name] for name in params if name in inputs}
 
 
