@@ -17,8 +17,13 @@ Inputs, from ``forward``'s parameter names and the config, with no per-model tab
   positions) for Whisper-like encoders, else (1, 100 frames, feature width), CLAP's (1, 1, 1001,
   bins); a feature mask (``input_features_mask``...) all ones over the frames, on the CPU (its sum
   sets shapes);
-* Qwen2-VL-style vision encoders: patches already cut, (t*h*w, C*T*P*P), with their real ``grid_thw``
-  (a CPU tensor: its values set shapes);
+* Qwen2-VL-style vision encoders (and LMs: Qwen2-VL, GLM-4V): patches already cut, (t*h*w, C*T*P*P),
+  with their real ``grid_thw`` (a CPU tensor: its values set shapes);
+* multimodal LMs: as many image (audio) placeholder tokens before the text as the encoder gives
+  features (:func:`_with_placeholders`), and ``mm_token_type_ids`` marking them;
+* ``pixel_values_videos``: a clip of up to 16 frames (video encoders, video-text dual encoders);
+  ``flattened_patches``: 64 Pix2Struct patches; ``past_values``: up to 512 steps of the config's
+  context (PatchTST, TimesFM);
 * ``layout=1``: the other common layout of the same inputs (:func:`_other_layout`).
 """
 
@@ -36,6 +41,10 @@ CLAP_FRAMES = 1001
 #: Masks over the feature frames that audio encoders read the lengths from (``mask.sum(-1)``):
 #: all frames valid, as a feature extractor returns them for one clip.
 FEATURE_MASKS = ("input_features_mask", "feature_attention_mask")
+#: Video frames at most, Pix2Struct-style flattened patches, and time-series steps at most.
+VIDEO_FRAMES = 16
+FLAT_PATCHES = 64
+SERIES_LENGTH = 512
 
 
 def is_int(value: Any) -> bool:
@@ -79,13 +88,38 @@ def build_model(config: Any, device: str = "meta") -> tuple[str, Any]:
         mapping = getattr(auto, "_model_mapping", None)
         if mapping is not None and type(config) in mapping:
             with torch.device(device):
-                return name, auto.from_config(config).eval()
+                model = auto.from_config(config).eval()
+            fit_rope_sections(model)
+            return name, model
     component = component_class(config)
     if component is not None:
         with torch.device(device):
-            return component.__name__, component(config).eval()
+            model = component(config).eval()
+        fit_rope_sections(model)
+        return component.__name__, model
     raise LookupError(f"no {'/'.join(AUTO_CLASSES)} class for {type(config).__name__}, and no model class "
                       f"in its modeling modules takes it")
+
+
+def fit_rope_sections(model: Any) -> None:
+    """Multimodal rotary embeddings (Qwen2-VL, GLM-4V) split their frequencies into (time, height,
+    width) sections that must sum to the number of frequencies, and take the sections from the
+    config or a default in the modeling code, which a config with narrower heads (the sweep's small
+    configs, ``--config hidden_size=...``) no longer matches: scaled to the frequencies the built
+    module has, the rounding going to the last section, in the module and in the config (so a
+    second build from it agrees)."""
+    for module in model.modules():
+        sections, freqs = getattr(module, "mrope_section", None), getattr(module, "inv_freq", None)
+        if not (isinstance(sections, (list, tuple)) and sections and freqs is not None):
+            continue
+        total, old = freqs.shape[-1], sum(sections)
+        if total == old or total < len(sections):
+            continue
+        scaled = [max(1, v * total // old) for v in sections[:-1]]
+        module.mrope_section = [*scaled, total - sum(scaled)]
+        rope = getattr(getattr(module, "config", None), "rope_parameters", None)
+        if isinstance(rope, dict):
+            rope["mrope_section"] = module.mrope_section
 
 
 def component_class(config: Any) -> Any:
@@ -182,6 +216,47 @@ def first_int(config: Any, *keys: str, default: int) -> int:
     return default
 
 
+def _timm_input_size(model: Any) -> tuple[int, int] | None:
+    """The input size of a timm model inside (``TimmWrapper`` configs name only the architecture,
+    whose pretrained config has it)."""
+    for module in model.modules():
+        size = getattr(module, "pretrained_cfg", None)
+        size = size.get("input_size") if isinstance(size, dict) else None
+        if isinstance(size, (list, tuple)) and len(size) == 3 and all(is_int(v) for v in size):
+            return int(size[1]), int(size[2])
+    return None
+
+
+def _video(config: Any, size: tuple[int, int] | None) -> Any:
+    """A clip (1, frames, C, H, W): the config's frame count (at most :data:`VIDEO_FRAMES`, rounded
+    to its tubelet), each frame ``size`` (224x224 where neither it nor the config names one)."""
+    import torch
+
+    frames = first_int(config, "num_frames", "frames_per_clip", default=VIDEO_FRAMES)
+    tubelet = first_int(config, "tubelet_size", default=1)
+    frames = max(tubelet, min(frames, VIDEO_FRAMES) // tubelet * tubelet)
+    return torch.zeros(1, frames, _channels(config), *(size or _image_size(config) or (224, 224)), device="meta")
+
+
+def _time_series(config: Any, params: Any) -> dict[str, Any]:
+    """``past_values`` over the config's context (at most :data:`SERIES_LENGTH` steps, a whole number
+    of patches): (1, steps, channels) where the config names input channels (PatchTST), else
+    (1, steps) (TimesFM, with its padding and frequency inputs)."""
+    import torch
+
+    steps = first_int(config, "context_length", default=SERIES_LENGTH)
+    patch = first_int(config, "patch_length", default=1)
+    steps = max(patch, min(steps, SERIES_LENGTH) // patch * patch)
+    channels = first_int(config, "num_input_channels", default=0)
+    shape = (1, steps, channels) if channels else (1, steps)
+    out = {"past_values": torch.zeros(*shape, device="meta")}
+    if "past_values_padding" in params:
+        out["past_values_padding"] = torch.zeros(1, steps, dtype=torch.long, device="meta")
+    if "freq" in params:
+        out["freq"] = torch.zeros(1, dtype=torch.long, device="meta")
+    return out
+
+
 def _patch_grid_inputs(config: Any, patches: str, grid: str) -> dict[str, Any]:
     """Qwen2-VL-style vision encoders take an image already cut into patches, (t*h*w, C*T*P*P), and
     its grid ``[[t, h, w]]``: here one frame of 2m x 2m patches, m the spatial merge size. The grid's
@@ -224,6 +299,71 @@ def _other_layout(inputs: dict[str, Any], config: Any, grid: str | None) -> dict
     return out
 
 
+def _token_id(config: Any, kind: str) -> int | None:
+    """The placeholder token id of ``kind`` ("image", "audio", "video") the config names (the
+    config's own first: a composite model's LM reads it there)."""
+    for c in nested_configs(config):
+        for key in (f"{kind}_token_id", f"{kind}_token_index"):
+            value = getattr(c, key, None)
+            if is_int(value) and value >= 0:
+                return value
+    return None
+
+
+def _feature_rows(model: Any, method: str, inputs: dict[str, Any]) -> int | None:
+    """How many placeholder tokens the encoder output of ``model.<method>(**inputs)`` fills: its
+    features' numel over the text embedding width, as ``get_placeholder_mask`` checks it. Run on
+    meta (no weights read); None when the model has no such method or it fails."""
+    import torch
+
+    from fxflops.convention import resolve_convention
+    from fxflops.recorder import record
+    from fxflops.registry import DEFAULT_REGISTRY
+
+    # The model, else the child that holds the encoders (``model.model``, ColPali's ``vlm``).
+    owner = next((m for m in (model, *model.children()) if callable(getattr(m, method, None))), None)
+    embeddings = getattr(model, "get_input_embeddings", lambda: None)()
+    width = getattr(embeddings, "embedding_dim", None)
+    if owner is None or not is_int(width):
+        return None
+    try:  # fxflops' own meta run: a CPU mask's values set the encoder's lengths there, as in a count
+        out = record(owner, (), {**inputs, "return_dict": True}, registry=DEFAULT_REGISTRY,
+                     convention=resolve_convention("default"), method=method).output
+    except Exception:
+        return None
+    out = getattr(out, "pooler_output", out)
+    tensors = out if isinstance(out, (list, tuple)) else [out]
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        return None
+    numel = sum(t.numel() for t in tensors)
+    return numel // width if numel and numel % width == 0 else None
+
+
+def _with_placeholders(model: Any, config: Any, inputs: dict[str, Any], params: Any) -> None:
+    """A multimodal LM scatters its encoder's features into the rows of ``input_ids`` that hold its
+    image (audio) token, and refuses ids with a different number of them: put as many as the encoder
+    gives before the text, as a processor does. The ids are then a real CPU tensor (their values
+    set which rows take features). Left as they are when the count cannot be found."""
+    import torch
+
+    for kind, method, names in (("image", "get_image_features", ("pixel_values", "image_grid_thw", "image_sizes")),
+                                ("audio", "get_audio_features", ("input_features", *FEATURE_MASKS))):
+        token = _token_id(config, kind)
+        given = {n: inputs[n] for n in names if n in inputs}
+        if token is None or names[0] not in given:
+            continue
+        rows = _feature_rows(model, method, given)
+        if rows is None:
+            continue
+        ids = inputs["input_ids"]
+        inputs["input_ids"] = torch.cat([torch.full((1, rows), token, dtype=ids.dtype),
+                                         torch.zeros(ids.shape, dtype=ids.dtype)], dim=1)
+        if "mm_token_type_ids" in params and kind == "image":
+            # Which rows are image tokens (1; text 0), as the processor returns it: multimodal
+            # rotary positions (GLM-4V, Qwen3-VL) are laid out from it.
+            inputs["mm_token_type_ids"] = (inputs["input_ids"] == token).long()
+
+
 def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0, tokens: int = TOKENS,
                    decoder_tokens: int = DECODER_TOKENS) -> dict[str, Any]:
     """The default keyword inputs of ``model.forward``, on meta (module docstring), in signature
@@ -257,9 +397,22 @@ def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0
         shape = _feature_shape(config)
         if shape is not None:
             inputs["input_features"] = torch.zeros(*shape, device=meta)
+    videos = params.get("pixel_values_videos")
+    # A video encoder's clip, or a video-text dual encoder's (which requires one): not a video LM's,
+    # which takes video tokens in its ids to go with it.
+    if videos is not None and images and ("input_ids" not in params or videos.default is inspect.Parameter.empty):
+        inputs["pixel_values_videos"] = _video(config, _timm_input_size(model))
+    if "flattened_patches" in params:
+        # Pix2Struct-style: each patch's row and column index, then its pixels (patch_embed_hidden_size)
+        width = first_int(config, "patch_embed_hidden_size", default=768)
+        inputs["flattened_patches"] = torch.zeros(1, FLAT_PATCHES, 2 + width, device=meta)
+    if "past_values" in params:
+        inputs.update(_time_series(config, params))
     grid = next((n for n in ("grid_thw", "image_grid_thw") if n in params), None)
     patches = next((n for n in ("hidden_states", "pixel_values") if n in params), None)
-    if grid and patches and "input_ids" not in params:
+    # A multimodal LM with a patch grid (Qwen2-VL, GLM-4V) takes its image that way too.
+    multimodal_grid = grid == "image_grid_thw" and "pixel_values" in params and images
+    if grid and patches and ("input_ids" not in params or multimodal_grid):
         inputs.update(_patch_grid_inputs(config, patches, grid))
         if "merge_sizes" in params:  # VideoLLaMA3: one merge size per image
             inputs["merge_sizes"] = torch.tensor([first_int(config, "spatial_merge_size", "merge_size", default=1)])
@@ -272,6 +425,8 @@ def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0
         # a patch grid is; the frame axis is the longer one of (bins, frames) and (frames, bins).
         frames = features.shape[2] if features.shape[2] > features.shape[1] else features.shape[1]
         inputs[mask] = torch.ones(1, frames, dtype=torch.long)
+    if "input_ids" in inputs:
+        _with_placeholders(model, config, inputs, params)
     if not inputs or set(inputs) == {"decoder_input_ids"}:
         taken = ", ".join(p for p in params if p not in ("self", "kwargs"))[:200]
         raise LookupError(f"no default inputs for forward({taken})")
