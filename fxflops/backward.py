@@ -87,16 +87,16 @@ def _load() -> None:
     _loaded = True
     from fxflops.rules import aten, attention, conv, linear, recurrent
 
-    def two_operands(first: tuple[str, int], second: tuple[str, int]) -> BackwardRule:
+    def two_operands(first: str, second: str) -> BackwardRule:
         def rule(ctx: NodeContext, forward: Any) -> Any:
-            a = ctx.tensor(*first)
-            b = ctx.tensor(*second)
+            a = ctx.tensor(first)
+            b = ctx.tensor(second)
             if b is None and ctx.module is not None:
                 b = getattr(ctx.module, "weight", None)
             return forward * (int(_rg(a)) + int(_rg(b)))
         return rule
 
-    _BACKWARD[linear.linear_flops] = two_operands(("input", 0), ("weight", 1))
+    _BACKWARD[linear.linear_flops] = two_operands("input", "weight")
     _BACKWARD[linear.matmul_flops] = _positional_operands
     _BACKWARD[linear.mm_flops] = _positional_operands
     _BACKWARD[linear.matrix_vector_flops] = _positional_operands
@@ -151,14 +151,14 @@ def _einsum_backward(ctx: NodeContext, forward: Any) -> Any:
 
 def _conv_backward(ctx: NodeContext, forward: Any) -> Any:
     """Input gradient ``F`` if the input requires grad; weight gradient ``F`` if the weight does."""
-    x = ctx.tensor("input", 0)
-    weight = ctx.module.weight if ctx.module is not None else ctx.tensor("weight", 1)
+    x = ctx.tensor("input")
+    weight = ctx.module.weight if ctx.module is not None else ctx.tensor("weight")
     return forward * (int(_rg(x)) + int(_rg(weight)))
 
 
 def _sdpa_backward(ctx: NodeContext, forward: Any) -> Any:
     """dQ and dK (``2*B*L*S*E`` each) and dV and dP (``2*B*L*S*Ev`` each), as autograd needs them."""
-    q, k, v = ctx.tensor("query", 0), ctx.tensor("key", 1), ctx.tensor("value", 2)
+    q, k, v = ctx.tensor("query"), ctx.tensor("key"), ctx.tensor("value")
     if q is None or k is None or v is None:
         return 0
     dim, value_dim = q.shape[-1], v.shape[-1]
@@ -277,7 +277,7 @@ def _mha_backward(ctx: NodeContext, forward: Any) -> Any:
     module = ctx.module
     if not isinstance(module, nn.MultiheadAttention):
         return 2 * forward
-    q, k, v = ctx.tensor("query", 0), ctx.tensor("key", 1), ctx.tensor("value", 2)
+    q, k, v = ctx.tensor("query"), ctx.tensor("key"), ctx.tensor("value")
     if q is None or k is None or v is None:
         return 0
     n, length = _layout(tuple(q.shape), module.batch_first)

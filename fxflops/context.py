@@ -80,21 +80,31 @@ class NodeContext:
         return math.prod(self.output_shape)
 
     def arg(self, name: str, position: int | None = None, default: Any = _MISSING) -> Any:
-        """An argument by keyword ``name`` or by ``position``: how it was passed does not matter.
+        """An argument by keyword ``name``, however it was passed: by keyword, or by position in the
+        callee's signature (an aten operator's schema, a Python signature, a torch builtin's
+        TorchScript schemas; ``input`` and ``self`` name the same first tensor, as torch and aten
+        call it). Falls back to the signature's default, then to ``default``; raises ``KeyError``
+        when none applies.
 
-        ``position`` counts the positional arguments of the call (for ``call_method`` nodes the
-        tensor itself is position 0). Falls back to the callee's signature default, then to
-        ``default``; raises ``KeyError`` when none applies.
+        ``position`` is only for callees without a signature (a user's rule may still give one):
+        positions count the positional arguments of the call, the tensor of a ``call_method``
+        node being position 0.
         """
-        if name in self.kwargs:
-            return self.kwargs[name]
-        if position is not None and position < len(self.args):
-            return self.args[position]
+        for key in (name, _ALIASES.get(name)):
+            if key is not None and key in self.kwargs:
+                return self.kwargs[key]
+        index, signature_default = _argument_position(_callee(self), name)
+        if index is None:
+            index = position
+        if index is not None and index < len(self.args):
+            return self.args[index]
+        if signature_default is not _MISSING:
+            return signature_default
+        if default is not _MISSING:
+            return default
         bound = self.bound_arguments()
         if name in bound:
             return bound[name]
-        if default is not _MISSING:
-            return default
         raise KeyError(f"node {self.node.name}: argument {name!r} not given and has no default")
 
     def tensor(self, name: str, position: int | None = None) -> torch.Tensor | None:
@@ -102,12 +112,13 @@ class NodeContext:
         value = self.arg(name, position, default=None)
         return value if isinstance(value, torch.Tensor) else None
 
-    def mask_is_causal(self, name: str, position: int, semantics: str) -> bool:
-        """Under ``causal="exact"``: whether the mask argument ``name`` (or at ``position``)
-        evaluates to torch's top-left causal mask. ``semantics`` is :data:`fxflops.masks.MHA`
-        (boolean True = not attended) or :data:`fxflops.masks.SDPA` (True = attended)."""
+    def mask_is_causal(self, name: str, semantics: str) -> bool:
+        """Under ``causal="exact"``: whether the mask argument ``name`` evaluates to torch's
+        top-left causal mask. ``semantics`` is :data:`fxflops.masks.MHA` (boolean True = not
+        attended) or :data:`fxflops.masks.SDPA` (True = attended)."""
         if self.causal != "exact" or self.mask_probe is None:
             return False
+        position, _ = _argument_position(_callee(self), name)
         return self.mask_probe.is_causal(self.node, name, position, semantics)
 
     def bound_arguments(self) -> dict[str, Any]:
@@ -122,6 +133,86 @@ class NodeContext:
 
 
 _signatures: dict[Any, inspect.Signature] = {}
+#: torch functions call the first tensor ``input``, aten schemas and Tensor methods ``self``.
+_ALIASES = {"input": "self", "self": "input"}
+#: (callee, name) -> (position or None, signature default or _MISSING), computed once.
+_positions: dict[tuple[Any, str], tuple[int | None, Any]] = {}
+
+
+def _callee(ctx: NodeContext) -> Any:
+    """What the node calls: the module's ``forward``, the aten overloads of a Tensor method
+    (``call_method`` nodes name it), else the target."""
+    node = ctx.node
+    if node.op == "call_module":
+        return ctx.module.forward if ctx.module is not None else None
+    if node.op == "call_method":
+        return getattr(torch.ops.aten, str(node.target), None)
+    if getattr(node.target, "__module__", None) == "_operator":  # a @ b: aten's matmul names its operands
+        return getattr(torch.ops.aten, node.target.__name__, None)
+    return node.target
+
+
+def _candidate_signatures(callee: Any) -> list[list[tuple[str, bool, Any]]]:
+    """Each signature of ``callee`` as (name, positional, default) per parameter: an aten overload's
+    schema, every overload of an aten packet, a Python signature, or a builtin's TorchScript
+    schemas."""
+    def from_schema(schema: Any) -> list[tuple[str, bool, Any]]:
+        return [(a.name, not a.kwarg_only, a.default_value if a.has_default_value() else _MISSING)
+                for a in schema.arguments]
+
+    def from_signature(signature: inspect.Signature) -> list[tuple[str, bool, Any]]:
+        return [(p.name, p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD),
+                 _MISSING if p.default is p.empty else p.default)
+                for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    if isinstance(callee, torch._ops.OpOverload):
+        return [from_schema(callee._schema)]
+    if isinstance(callee, torch._ops.OpOverloadPacket):
+        return [from_schema(getattr(callee, o)._schema) for o in callee.overloads()]
+    try:
+        return [from_signature(_signature(callee))]
+    except (TypeError, ValueError):
+        pass
+    try:
+        from torch.fx.operator_schemas import get_signature_for_torch_op
+
+        return [from_signature(sig) for sig in get_signature_for_torch_op(callee) or ()]
+    except Exception:
+        return []
+
+
+def _argument_position(callee: Any, name: str) -> tuple[int | None, Any]:
+    """Where ``name`` (or its alias) sits among the positional parameters of ``callee``, and its
+    default, when every signature that has it agrees; (None, _MISSING) otherwise."""
+    if callee is None:
+        return None, _MISSING
+    try:
+        key = (callee, name)
+        hash(key)
+    except TypeError:
+        return None, _MISSING
+    found = _positions.get(key)
+    if found is None:
+        places = set()
+        for parameters in _candidate_signatures(callee):
+            for wanted in (name, _ALIASES.get(name)):
+                matches = [(i, positional, default) for i, (n, positional, default) in enumerate(parameters)
+                           if n == wanted]
+                if matches:
+                    i, positional, default = matches[0]
+                    places.add((i if positional else None, default if _hashable(default) else _MISSING))
+                    break
+        found = places.pop() if len(places) == 1 else (None, _MISSING)
+        _positions[key] = found
+    return found
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _signature(callee: Any) -> inspect.Signature:

@@ -99,10 +99,11 @@ class MaskProbe:
         #: Attention nodes whose mask could not be evaluated (counted dense): name -> why.
         self.unreadable = unreadable
 
-    def is_causal(self, node: fx.Node, name: str, position: int, semantics: str) -> bool:
-        """Whether ``node``'s argument ``name`` (or positional ``position``) is a causal mask."""
+    def is_causal(self, node: fx.Node, name: str, position: int | None, semantics: str) -> bool:
+        """Whether ``node``'s argument ``name`` (at ``position`` when passed positionally, None
+        when the signature does not say) is a causal mask."""
         mask_node = node.kwargs.get(name) if name in node.kwargs else (
-            node.args[position] if len(node.args) > position else None)
+            node.args[position] if position is not None and len(node.args) > position else None)
         if not isinstance(mask_node, fx.Node):
             return False
         known = self._causal.setdefault(mask_node, {})

@@ -114,7 +114,7 @@ def transformer_encoder_layer_fwd_flops(ctx: NodeContext) -> int:
     """
     src = ctx.args[0]
     batch, length, embed = (src.shape if src.dim() == 3 else (1, *src.shape))
-    ffn_weight_1 = ctx.tensor("ffn_weight_1", 14)
+    ffn_weight_1 = ctx.tensor("ffn_weight_1")
     hidden = ffn_weight_1.shape[0] if ffn_weight_1 is not None else 0
     cost, scores = _mha(batch=batch, target_len=length, source_len=length, embed_dim=embed, kdim=embed,
                         vdim=embed)

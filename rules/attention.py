@@ -125,11 +125,11 @@ def _half_times(factor: Any, scores: Scores) -> Any:
 
 
 def _alignment(ctx: NodeContext, is_causal: Any, bottom_right: bool = False,
-               mask: tuple[str, int, str] | None = None) -> str | None:
+               mask: tuple[str, str] | None = None) -> str | None:
     """The causal alignment to count under ``causal="exact"``, or ``None`` (dense).
 
-    Causal when the kernel's flag says so, or when ``mask`` (the mask argument's name, position
-    and semantics) evaluates to torch's top-left causal mask (:mod:`fxflops.masks`).
+    Causal when the kernel's flag says so, or when ``mask`` (the mask argument's name and
+    semantics) evaluates to torch's top-left causal mask (:mod:`fxflops.masks`).
     """
     if ctx.causal != "exact":
         return None
@@ -226,18 +226,18 @@ def scaled_dot_product_attention_flops(ctx: NodeContext) -> int:
     :func:`kept_scores`); the CUDA flash kernels' flag is bottom-right aligned. Conventions
     counting more than matmuls add :func:`score_extras` per kept entry.
     """
-    q, k, v = ctx.tensor("query", 0), ctx.tensor("key", 1), ctx.tensor("value", 2)
+    q, k, v = ctx.tensor("query"), ctx.tensor("key"), ctx.tensor("value")
     if q is None or k is None or v is None:
         raise ValueError("scaled_dot_product_attention needs query, key and value tensors")
     if ctx.node.target is F.scaled_dot_product_attention:
-        is_causal, mask = ctx.arg("is_causal", 5, default=False), ctx.arg("attn_mask", 3, default=None)
+        is_causal, mask = ctx.arg("is_causal", default=False), ctx.arg("attn_mask", default=None)
     else:
         is_causal = named_arg(ctx, "is_causal", default=False)
         mask = named_arg(ctx, "attn_mask", default=None)
         if mask is None:
             mask = named_arg(ctx, "attn_bias", default=None)
     alignment = _alignment(ctx, is_causal, bottom_right=op_name(ctx) in _BOTTOM_RIGHT_KERNELS,
-                           mask=("attn_mask", 3, SDPA))
+                           mask=("attn_mask", SDPA))
     cost, batch, scores = _sdpa(tuple(q.shape), tuple(k.shape), tuple(v.shape), ctx.output_shape, alignment)
     cost.extra = score_extras(ctx.convention, batch, scores, float_mask=_is_float_mask(mask))
     return cost.total(ctx)
@@ -371,7 +371,7 @@ def _mask_added(is_causal: Any, attn_mask: Any, key_padding_mask: Any = None,
 def multihead_attention_alignment(ctx: NodeContext) -> str | None:
     """The causal alignment of an ``nn.MultiheadAttention`` node (its ``is_causal`` hint, or an
     ``attn_mask`` that evaluates to the causal mask); shared with its backward formula."""
-    return _alignment(ctx, ctx.arg("is_causal", 7, default=False), mask=("attn_mask", 5, MHA))
+    return _alignment(ctx, ctx.arg("is_causal", default=False), mask=("attn_mask", MHA))
 
 
 @rule(nn.MultiheadAttention, category="attention")
@@ -384,19 +384,19 @@ def multihead_attention_flops(ctx: NodeContext) -> int:
     """
     module = ctx.module
     assert isinstance(module, nn.MultiheadAttention)
-    q, k, v = ctx.tensor("query", 0), ctx.tensor("key", 1), ctx.tensor("value", 2)
+    q, k, v = ctx.tensor("query"), ctx.tensor("key"), ctx.tensor("value")
     if q is None or k is None or v is None:
         raise ValueError("MultiheadAttention needs query, key and value tensors")
     batch, target_len = _layout(tuple(q.shape), module.batch_first)
     _, source_len = _layout(tuple(k.shape), module.batch_first)
-    is_causal = ctx.arg("is_causal", 7, default=False)
-    need_weights = bool(ctx.arg("need_weights", 4, default=True))
-    float_mask = _mask_added(is_causal, ctx.arg("attn_mask", 5, default=None),
-                             ctx.arg("key_padding_mask", 3, default=None), need_weights)
+    is_causal = ctx.arg("is_causal", default=False)
+    need_weights = bool(ctx.arg("need_weights", default=True))
+    float_mask = _mask_added(is_causal, ctx.arg("attn_mask", default=None),
+                             ctx.arg("key_padding_mask", default=None), need_weights)
     cost = _module_attention(ctx.convention, module, batch=batch, length=target_len, source=source_len,
                              alignment=multihead_attention_alignment(ctx), float_mask=float_mask,
                              need_weights=need_weights,
-                             averaged=bool(ctx.arg("average_attn_weights", 6, default=True)))
+                             averaged=bool(ctx.arg("average_attn_weights", default=True)))
     return cost.total(ctx)
 
 
@@ -408,31 +408,31 @@ def multi_head_attention_forward_flops(ctx: NodeContext) -> int:
     ``value`` are still projected (torch computes the in-projection before it looks at
     ``static_k``), so their projections are counted over ``key``'s length.
     """
-    q, k, v = ctx.tensor("query", 0), ctx.tensor("key", 1), ctx.tensor("value", 2)
+    q, k, v = ctx.tensor("query"), ctx.tensor("key"), ctx.tensor("value")
     if q is None or k is None or v is None:
         raise ValueError("multi_head_attention_forward needs query, key and value tensors")
     batch, target_len = _layout(tuple(q.shape), batch_first=False)
     _, source_len = _layout(tuple(k.shape), batch_first=False)
     embed_dim = q.shape[-1]
-    static_k = ctx.tensor("static_k", 21)
-    extra = (1 if ctx.tensor("bias_k", 7) is not None else 0) + (1 if ctx.arg("add_zero_attn", 9) else 0)
+    static_k = ctx.tensor("static_k")
+    extra = (1 if ctx.tensor("bias_k") is not None else 0) + (1 if ctx.arg("add_zero_attn") else 0)
     attended_len = static_k.shape[1] if static_k is not None else None
-    out_weight = ctx.tensor("out_proj_weight", 11)
+    out_weight = ctx.tensor("out_proj_weight")
     out_dim = out_weight.shape[0] if out_weight is not None else embed_dim
-    is_causal = ctx.arg("is_causal", 24, default=False)
-    need_weights = bool(ctx.arg("need_weights", 15, default=True))
+    is_causal = ctx.arg("is_causal", default=False)
+    need_weights = bool(ctx.arg("need_weights", default=True))
     cost, scores = _mha(batch=batch, target_len=target_len, source_len=source_len, embed_dim=embed_dim,
                         kdim=k.shape[-1], vdim=v.shape[-1], extra_keys=extra, attended_len=attended_len,
-                        out_dim=out_dim, alignment=_alignment(ctx, is_causal, mask=("attn_mask", 16, MHA)))
+                        out_dim=out_dim, alignment=_alignment(ctx, is_causal, mask=("attn_mask", MHA)))
     cost.extra = _mha_extras(
         ctx.convention, batch=batch, target_len=target_len, source_len=source_len, embed_dim=embed_dim,
-        heads=ctx.arg("num_heads", 4), scores=scores, out_dim=out_dim,
-        in_bias=ctx.tensor("in_proj_bias", 6) is not None,
-        out_bias=ctx.tensor("out_proj_bias", 12) is not None,
-        float_mask=_mask_added(is_causal, ctx.arg("attn_mask", 16, default=None),
-                               ctx.arg("key_padding_mask", 14, default=None), need_weights),
+        heads=ctx.arg("num_heads"), scores=scores, out_dim=out_dim,
+        in_bias=ctx.tensor("in_proj_bias") is not None,
+        out_bias=ctx.tensor("out_proj_bias") is not None,
+        float_mask=_mask_added(is_causal, ctx.arg("attn_mask", default=None),
+                               ctx.arg("key_padding_mask", default=None), need_weights),
         need_weights=need_weights,
-        averaged=bool(ctx.arg("average_attn_weights", 23, default=True)),
+        averaged=bool(ctx.arg("average_attn_weights", default=True)),
     )
     return cost.total(ctx)
 
@@ -517,24 +517,24 @@ def _final_norm(convention: Convention, norm: nn.Module | None, tokens: Any, wid
     return Cost(extra=_norm_cost(convention, norm, tokens * width))
 
 
-#: Where each nn.Transformer* module takes each attention's arguments: attention -> (causal
-#: flag, mask, key padding mask), each as (name, position). ``self``/``cross`` are a layer's self-
+#: Where each nn.Transformer* module takes each attention's arguments: attention -> the names of
+#: its (causal flag, mask, key padding mask). ``self``/``cross`` are a layer's self-
 #: and cross-attention; nn.Transformer names its encoder's ``src`` and decoder's ``tgt``/``memory``.
-_ATTENTION_ARGS: dict[type[nn.Module], dict[str, tuple[tuple[str, int], tuple[str, int], tuple[str, int]]]] = {
-    nn.TransformerEncoderLayer: {"self": (("is_causal", 3), ("src_mask", 1), ("src_key_padding_mask", 2))},
-    nn.TransformerEncoder: {"self": (("is_causal", 3), ("mask", 1), ("src_key_padding_mask", 2))},
+_ATTENTION_ARGS: dict[type[nn.Module], dict[str, tuple[str, str, str]]] = {
+    nn.TransformerEncoderLayer: {"self": ("is_causal", "src_mask", "src_key_padding_mask")},
+    nn.TransformerEncoder: {"self": ("is_causal", "mask", "src_key_padding_mask")},
     nn.TransformerDecoderLayer: {
-        "self": (("tgt_is_causal", 6), ("tgt_mask", 2), ("tgt_key_padding_mask", 4)),
-        "cross": (("memory_is_causal", 7), ("memory_mask", 3), ("memory_key_padding_mask", 5)),
+        "self": ("tgt_is_causal", "tgt_mask", "tgt_key_padding_mask"),
+        "cross": ("memory_is_causal", "memory_mask", "memory_key_padding_mask"),
     },
     nn.TransformerDecoder: {
-        "self": (("tgt_is_causal", 6), ("tgt_mask", 2), ("tgt_key_padding_mask", 4)),
-        "cross": (("memory_is_causal", 7), ("memory_mask", 3), ("memory_key_padding_mask", 5)),
+        "self": ("tgt_is_causal", "tgt_mask", "tgt_key_padding_mask"),
+        "cross": ("memory_is_causal", "memory_mask", "memory_key_padding_mask"),
     },
     nn.Transformer: {
-        "src": (("src_is_causal", 8), ("src_mask", 2), ("src_key_padding_mask", 5)),
-        "tgt": (("tgt_is_causal", 9), ("tgt_mask", 3), ("tgt_key_padding_mask", 6)),
-        "memory": (("memory_is_causal", 10), ("memory_mask", 4), ("memory_key_padding_mask", 7)),
+        "src": ("src_is_causal", "src_mask", "src_key_padding_mask"),
+        "tgt": ("tgt_is_causal", "tgt_mask", "tgt_key_padding_mask"),
+        "memory": ("memory_is_causal", "memory_mask", "memory_key_padding_mask"),
     },
 }
 
@@ -554,10 +554,10 @@ def transformer_attentions(ctx: NodeContext) -> dict[str, LayerAttention]:
     places = next(places for kind, places in _ATTENTION_ARGS.items() if isinstance(ctx.module, kind))
     found = {}
     for attention, (flag, mask, padding) in places.items():
-        is_causal = ctx.arg(*flag, default=False)
+        is_causal = ctx.arg(flag, default=False)
         found[attention] = LayerAttention(
-            _alignment(ctx, is_causal, mask=(*mask, MHA)),
-            _mask_added(is_causal, ctx.arg(*mask, default=None), ctx.arg(*padding, default=None)),
+            _alignment(ctx, is_causal, mask=(mask, MHA)),
+            _mask_added(is_causal, ctx.arg(mask, default=None), ctx.arg(padding, default=None)),
         )
     return found
 

@@ -140,29 +140,17 @@ def _adaptive_reads(in_shape: Sequence[Any], out_shape: Sequence[Any], dims: int
 
 
 def named_arg(ctx: NodeContext, name: str, default: Any = None) -> Any:
-    """An argument by name however it was passed: aten operators are bound through their
-    schema, everything else through :meth:`NodeContext.arg`; ``default`` when absent."""
-    target = ctx.node.target
-    if isinstance(target, torch._ops.OpOverload):
-        if name in ctx.kwargs:
-            return ctx.kwargs[name]
-        for position, argument in enumerate(target._schema.arguments):
-            if argument.name == name:
-                if position < len(ctx.args) and not argument.kwarg_only:
-                    return ctx.args[position]
-                return argument.default_value if argument.has_default_value() else default
-        return default
+    """An argument by name however it was passed (:meth:`NodeContext.arg`), ``default`` when absent
+    or when torch cannot bind the call's signature."""
     try:
-        return ctx.arg(name, None, default=default)
+        return ctx.arg(name, default=default)
     except Exception:  # a signature torch cannot bind: treat the argument as absent
         return default
 
 
-def _tensor_arg(ctx: NodeContext, name: str, position: int | None = None) -> torch.Tensor | None:
-    """A tensor argument by name (or position), ``None`` when absent."""
+def _tensor_arg(ctx: NodeContext, name: str) -> torch.Tensor | None:
+    """A tensor argument by name, ``None`` when absent."""
     value = named_arg(ctx, name)
-    if value is None and position is not None and position < len(ctx.args):
-        value = ctx.args[position]
     return value if isinstance(value, torch.Tensor) else None
 
 
@@ -300,7 +288,7 @@ def reduction_flops(ctx: NodeContext) -> int:
         if _is_aten(ctx):
             weight, indices = ctx.args[0], ctx.args[1]
         else:
-            indices, weight = ctx.tensor("input", 0), ctx.tensor("weight", 1)
+            indices, weight = ctx.tensor("input"), ctx.tensor("weight")
         if weight is None or indices is None:
             return 0
         return constant * indices.numel() * weight.shape[-1]
@@ -333,7 +321,7 @@ def pooling_flops(ctx: NodeContext) -> int:
     if ctx.module is not None:
         kernel = ctx.module.kernel_size
     else:
-        kernel = ctx.arg("kernel_size", 2 if lp else 1)
+        kernel = ctx.arg("kernel_size")
     dims = _spatial_dims(name, len(kernel) if isinstance(kernel, (list, tuple)) else len(out_shape) - 2)
     window = math.prod(_expand(kernel, dims))
     constant = ctx.convention.constant("pooling", 2 if lp else POOLING_PER_ELEMENT)
@@ -349,15 +337,15 @@ def _interpolation_mode(ctx: NodeContext, name: str) -> tuple[str, bool]:
     if module is not None:
         return str(getattr(module, "mode", "nearest")), False
     if name in ("interpolate", "upsample"):
-        mode = ctx.arg("mode", 3, default="nearest")
-        antialias = bool(ctx.arg("antialias", 6, default=False)) if name == "interpolate" else False
+        mode = ctx.arg("mode", default="nearest")
+        antialias = bool(ctx.arg("antialias", default=False)) if name == "interpolate" else False
         return str(mode), antialias
     if name == "upsamplenearest":
         return "nearest", False
     if name == "upsamplebilinear":
         return "bilinear", False
     if name == "gridsample":
-        return str(ctx.arg("mode", 2, default="bilinear")), False
+        return str(ctx.arg("mode", default="bilinear")), False
     if name.startswith("gridsampler"):
         return _GRID_SAMPLER_MODES.get(int(ctx.args[2]), "bilinear"), False
     # aten upsample kernels: upsample_nearest2d, _upsample_bilinear2d_aa, upsample_linear1d, ...
@@ -386,7 +374,7 @@ def interpolation_flops(ctx: NodeContext) -> int:
     name = op_name(ctx)
     per_neighbour = ctx.convention.constant("interpolation", INTERPOLATION_PER_NEIGHBOUR)
     if "affinegrid" in name:
-        theta = _tensor_arg(ctx, "theta", 0)
+        theta = _tensor_arg(ctx, "theta")
         width = theta.shape[-1] if theta is not None else 3
         return per_neighbour * _output_numel(ctx) * width
     mode, antialias = _interpolation_mode(ctx, name)
@@ -500,9 +488,9 @@ _REDUCTION_METHODS = (
 def scatter_reduce_flops(ctx: NodeContext) -> int:
     """``scatter_add``, ``scatter_reduce``, ``index_add``: one reduction step (add, multiply, max)
     per source element, ``1 * numel(src)``; where they land is indexing (free)."""
-    src = ctx.tensor("src", 3)
+    src = ctx.tensor("src")
     if src is None:
-        src = ctx.tensor("source", 3)
+        src = ctx.tensor("source")
     if src is None:
         return 0  # a scalar source: scatter_reduce of a value is a fill
     return ctx.convention.constant("reduction", REDUCTION_PER_ELEMENT) * src.numel()

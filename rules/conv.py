@@ -43,7 +43,7 @@ def conv_cost(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tup
 
 
 def _functional_bias(ctx: NodeContext) -> bool:
-    return _tensor_arg(ctx, "bias", 2) is not None
+    return _tensor_arg(ctx, "bias") is not None
 
 
 @rule(nn.Conv1d, nn.Conv2d, nn.Conv3d, category="conv")
@@ -67,7 +67,7 @@ def conv_transpose_module_flops(ctx: NodeContext) -> int:
 @rule(F.conv1d, F.conv2d, F.conv3d, category="conv")
 def conv_flops(ctx: NodeContext) -> int:
     """``F.convNd(input, weight, ...)``: as ``nn.ConvNd``; groups are read from the weight shape."""
-    x, weight = ctx.tensor("input", 0), ctx.tensor("weight", 1)
+    x, weight = ctx.tensor("input"), ctx.tensor("weight")
     if x is None or weight is None:
         raise ValueError("convolution without input or weight tensors")
     macs = conv_macs(tuple(x.shape), tuple(weight.shape), ctx.output_shape, transposed=False)
@@ -77,7 +77,7 @@ def conv_flops(ctx: NodeContext) -> int:
 @rule(F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d, category="conv")
 def conv_transpose_flops(ctx: NodeContext) -> int:
     """``F.conv_transposeNd(input, weight, ...)``: as ``nn.ConvTransposeNd``."""
-    x, weight = ctx.tensor("input", 0), ctx.tensor("weight", 1)
+    x, weight = ctx.tensor("input"), ctx.tensor("weight")
     if x is None or weight is None:
         raise ValueError("transposed convolution without input or weight tensors")
     macs = conv_macs(tuple(x.shape), tuple(weight.shape), ctx.output_shape, transposed=True)
@@ -87,9 +87,9 @@ def conv_transpose_flops(ctx: NodeContext) -> int:
 @rule(torch.convolution, category="conv")
 def convolution_flops(ctx: NodeContext) -> int:
     """``torch.convolution(input, weight, bias, stride, padding, dilation, transposed, ...)``."""
-    x, weight = ctx.tensor("input", 0), ctx.tensor("weight", 1)
+    x, weight = ctx.tensor("input"), ctx.tensor("weight")
     if x is None or weight is None:
         raise ValueError("convolution without input or weight tensors")
-    transposed = bool(ctx.arg("transposed", 6, default=False))
+    transposed = bool(ctx.arg("transposed", default=False))
     macs = conv_macs(tuple(x.shape), tuple(weight.shape), ctx.output_shape, transposed=transposed)
     return with_bias(ctx, macs, _functional_bias(ctx))

@@ -23,11 +23,11 @@ from .by_convention import named_arg
 
 def solve_triangular_flops(ctx: NodeContext) -> Any:
     """``batch * k * n^2`` (``n^2 - n`` per right-hand side when ``unitriangular``)."""
-    a, b = ctx.tensor("A", 0), ctx.tensor("B", 1)
+    a, b = ctx.tensor("A"), ctx.tensor("B")
     if a is None:
-        a = ctx.tensor("input", 0)
+        a = ctx.tensor("input")
     if b is None:
-        b = ctx.tensor("other", 1)
+        b = ctx.tensor("other")
     if a is None or b is None:
         raise ValueError("solve_triangular needs the matrix A and the right-hand sides B")
     n = int(a.shape[-1])

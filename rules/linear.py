@@ -68,14 +68,14 @@ def _beta_adds(ctx: NodeContext) -> bool:
 def linear_flops(ctx: NodeContext) -> int:
     """y = x W^T + b: ``2 * numel(y) * in_features``; the bias add, ``numel(y)``, only under a
     convention that counts ``bias`` (MACs stay ``numel(y) * in_features``)."""
-    x = ctx.tensor("input", 0)
+    x = ctx.tensor("input")
     if x is None:
         raise ValueError("linear without a tensor input")
     in_features = x.shape[-1] if x.dim() > 0 else 1
     if ctx.module is not None:
         weight, bias = getattr(ctx.module, "weight", None), getattr(ctx.module, "bias", None)
     else:
-        weight, bias = _tensor_arg(ctx, "weight", 1), _tensor_arg(ctx, "bias", 2)
+        weight, bias = _tensor_arg(ctx, "weight"), _tensor_arg(ctx, "bias")
     require_same_dtype("linear", input=x, weight=weight, bias=bias)
     return with_bias(ctx, ctx.output_numel * in_features, bias is not None)
 
@@ -88,13 +88,13 @@ def bilinear_flops(ctx: NodeContext) -> int:
     torch's ``_trilinear`` loops over the output features k: it contracts x1 with A_k
     (``2 * N * in1 * in2``), then that with x2 (``2 * N * in2``).
     """
-    x1, x2 = ctx.tensor("input1", 0), ctx.tensor("input2", 1)
+    x1, x2 = ctx.tensor("input1"), ctx.tensor("input2")
     if x1 is None or x2 is None:
         raise ValueError("bilinear needs two tensor inputs")
     if ctx.module is not None:
         has_bias = getattr(ctx.module, "bias", None) is not None
     else:
-        has_bias = _tensor_arg(ctx, "bias", 3) is not None
+        has_bias = _tensor_arg(ctx, "bias") is not None
     return with_bias(ctx, ctx.output_numel * x2.shape[-1] * (x1.shape[-1] + 1), has_bias)
 
 
@@ -105,22 +105,22 @@ def matmul_flops(ctx: NodeContext) -> int:
     ``k`` is the contracted size, ``a.shape[-1]``. A 1-D operand contributes no output dimension,
     so 1-D @ 1-D costs ``2 * k``, (n, k) @ (k,) costs ``2 * n * k``.
     """
-    a = ctx.tensor("input", 0)
+    a = ctx.tensor("input")
     if ctx.node.target == "__rmatmul__":  # b.__rmatmul__(a) is a @ b
-        a = ctx.tensor("other", 1)
+        a = ctx.tensor("other")
     if a is None:
         raise ValueError("matmul without a tensor operand")
-    require_same_dtype("matmul", input=ctx.tensor("input", 0), other=ctx.tensor("other", 1))
+    require_same_dtype("matmul", input=ctx.tensor("input"), other=ctx.tensor("other"))
     return 2 * ctx.output_numel * a.shape[-1]
 
 
 @rule(torch.mm, torch.Tensor.mm, torch.bmm, torch.Tensor.bmm, category="matmul")
 def mm_flops(ctx: NodeContext) -> int:
     """(b, n, k) @ (b, k, m), or without b: ``2 * b * n * k * m`` = ``2 * numel(out) * k``."""
-    a = ctx.tensor("input", 0)
+    a = ctx.tensor("input")
     if a is None:
         raise ValueError("mm/bmm without a tensor operand")
-    require_same_dtype(op_name(ctx), input=a, mat2=ctx.tensor("mat2", 1))
+    require_same_dtype(op_name(ctx), input=a, mat2=ctx.tensor("mat2"))
     return 2 * ctx.output_numel * a.shape[-1]
 
 
@@ -129,14 +129,14 @@ def addmm_flops(ctx: NodeContext) -> int:
     """beta * c + alpha * (a @ b): the product, ``2 * numel(out) * k``; the add of ``c`` (a linear
     layer's bias once lowered to aten) counts ``numel(out)`` under a convention that counts
     ``bias``; the scalings by alpha and beta are free."""
-    a = ctx.tensor("mat1", 1)
+    a = ctx.tensor("mat1")
     if a is None:
-        a = ctx.tensor("batch1", 1)
+        a = ctx.tensor("batch1")
     if a is None:
         raise ValueError("addmm/baddbmm without matrix operands")
-    b = ctx.tensor("mat2", 2)
-    require_same_dtype(op_name(ctx), input=ctx.tensor("input", 0), mat1=a, mat2=b if b is not None
-                       else ctx.tensor("batch2", 2))
+    b = ctx.tensor("mat2")
+    require_same_dtype(op_name(ctx), input=ctx.tensor("input"), mat1=a, mat2=b if b is not None
+                       else ctx.tensor("batch2"))
     return with_bias(ctx, ctx.output_numel * a.shape[-1], _beta_adds(ctx))
 
 
@@ -144,8 +144,8 @@ def addmm_flops(ctx: NodeContext) -> int:
 def addbmm_flops(ctx: NodeContext) -> int:
     """c + sum_b a_b @ b_b for (B, n, k) @ (B, k, m): ``2 * B * n * k * m`` (the sum over b free);
     the add of ``c``, ``n * m``, under a convention that counts ``bias``."""
-    a = ctx.tensor("batch1", 1)
-    b = ctx.tensor("batch2", 2)
+    a = ctx.tensor("batch1")
+    b = ctx.tensor("batch2")
     if a is None or b is None:
         raise ValueError("addbmm without batch operands")
     batch, n, k = a.shape
@@ -155,7 +155,7 @@ def addbmm_flops(ctx: NodeContext) -> int:
 @rule(torch.mv, torch.Tensor.mv, torch.dot, torch.Tensor.dot, torch.vdot, torch.inner, category="matmul")
 def matrix_vector_flops(ctx: NodeContext) -> int:
     """(n, k) @ (k,) or a dot product of length k: ``2 * numel(out) * k``."""
-    a = ctx.tensor("input", 0)
+    a = ctx.tensor("input")
     if a is None:
         raise ValueError("mv/dot/inner without a tensor operand")
     return 2 * ctx.output_numel * a.shape[-1]
@@ -179,7 +179,7 @@ def einsum_flops(ctx: NodeContext) -> int:
     shapes = [tuple(t.shape) for t in operands]
     if isinstance(ctx.node.target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
         # aten.einsum carries the path torch.einsum chose (flat pairs), or None: left to right
-        flat = ctx.arg("path", None, default=None)
+        flat = ctx.arg("path", default=None)
         path = list(zip(flat[0::2], flat[1::2], strict=True)) if flat else None
         return einsum_cost(equation, shapes, path)
     return einsum_cost(equation, shapes)

@@ -33,11 +33,11 @@ def _transformed(ctx: NodeContext, name: str, shape: Sequence[int]) -> tuple[lis
     else the input's sizes)."""
     rank = len(shape)
     if name in _ONE_DIM:
-        n = ctx.arg("n", 1, default=None)
-        dim = int(ctx.arg("dim", 2, default=-1)) % rank
+        n = ctx.arg("n", default=None)
+        dim = int(ctx.arg("dim", default=-1)) % rank
         return [dim], [int(n) if n is not None else int(shape[dim])]
-    sizes = ctx.arg("s", 1, default=None)
-    dims = ctx.arg("dim", 2, default=(-2, -1) if name in _TWO_DIM else None)
+    sizes = ctx.arg("s", default=None)
+    dims = ctx.arg("dim", default=(-2, -1) if name in _TWO_DIM else None)
     if dims is None:
         dims = tuple(range(rank - len(sizes), rank)) if sizes is not None else tuple(range(rank))
     if isinstance(dims, int):
@@ -65,7 +65,7 @@ def fft_flops(ctx: NodeContext) -> Any:
     if isinstance(target, torch._ops.OpOverload):  # aten.fft_rfft.default: torch.fft.rfft's aten twin
         target = target.overloadpacket
     name = getattr(target, "__name__", str(target)).removeprefix("fft_")
-    x = ctx.tensor("input", 0)
+    x = ctx.tensor("input")
     if x is None:
         raise ValueError("an FFT without a tensor input")
     dims, lengths = _transformed(ctx, name, tuple(x.shape))

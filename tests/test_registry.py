@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -123,3 +124,29 @@ def test_a_subclass_that_sets_its_rule_aside_is_traced_into_not_left_a_bare_leaf
     # the F.linear inside: 2 rows * 8 in * 4 out: 2 * 2 * 8 * 4 = 128 (fake quantization: no rule
     # needed, it is elementwise rounding counted 0 by convention)
     assert report.total == 128 and report.uncounted == []
+
+
+class _PositionalAttention(torch.nn.Module):
+    """SDPA with every argument it allows positional (attn_mask, dropout_p, is_causal); scale is
+    keyword-only."""
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(q, q, q, None, 0.0, True, scale=0.5)
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run", "export"])
+def test_rules_read_arguments_by_name_on_every_front_end(trace: str) -> None:
+    """A rule names the argument; where it sits (the torch function's signature on torch.fx and in a
+    meta run, aten's schema under torch.export) is the context's business."""
+    seen: list[tuple[Any, Any, Any]] = []
+
+    def probe(ctx: Any) -> int:
+        seen.append((ctx.arg("is_causal"), ctx.arg("scale"), tuple(ctx.tensor("query").shape)))
+        return 7
+
+    rules = {torch.nn.functional.scaled_dot_product_attention: probe,
+             torch.ops.aten.scaled_dot_product_attention.default: probe}
+    report = fxflops.count(_PositionalAttention(), torch.empty(1, 2, 4, 8, device="meta"), rules=rules, trace=trace)
+    # one SDPA node, counted 7 by the probe; it saw the positional is_causal=True and scale=0.5
+    assert report.total == 7
+    assert seen == [(True, 0.5, (1, 2, 4, 8))]
