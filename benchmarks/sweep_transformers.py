@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Size fields and their small values. The first name of each group is the brief's; the
 #: encoder/decoder variants keep BART/T5-style models as small as the rest.
 LAYERS = ("num_hidden_layers", "n_layer", "num_layers", "encoder_layers", "decoder_layers", "num_decoder_layers")
-WIDTH = ("hidden_size", "d_model", "n_embd", "out_hidden_size")
+WIDTH = ("hidden_size", "d_model", "n_embd", "out_hidden_size", "encoder_hidden_size")
 FFN = ("intermediate_size", "d_ff", "n_inner", "encoder_ffn_dim", "decoder_ffn_dim")
 HEADS = ("num_attention_heads", "n_head", "encoder_attention_heads", "decoder_attention_heads")
 SMALL = {**dict.fromkeys(LAYERS, 2), **dict.fromkeys(WIDTH, 64), **dict.fromkeys(FFN, 128),

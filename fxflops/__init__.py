@@ -23,6 +23,7 @@ _EXPORTS = {
     "FlopReport": "fxflops.report",
     "NodeRecord": "fxflops.report",
     "NodeContext": "fxflops.context",
+    "Cost": "fxflops.cost",
     "RuleRegistry": "fxflops.registry",
     "RuleEntry": "fxflops.registry",
     "DEFAULT_REGISTRY": "fxflops.registry",
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
     from fxflops.budget import assert_flops
     from fxflops.context import NodeContext
     from fxflops.convention import Convention
+    from fxflops.cost import Cost
     from fxflops.crosscheck import Crosscheck, crosscheck
     from fxflops.errors import (
         FlopBudgetError,

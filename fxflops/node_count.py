@@ -7,10 +7,11 @@ Every front end (the torch.fx interpreter in :mod:`fxflops.counter`, the run-on-
 rule's result means the same thing whatever captured the node:
 
 * the rule is called exactly once;
-* its result must be a non-negative integer (``bool`` is refused, ``1.5`` and ``-5`` are errors);
+* its result must be a non-negative integer (``bool`` is refused, ``1.5`` and ``-5`` are errors),
+  or a :class:`~fxflops.cost.Cost` whose fields are (a fused node: FLOPs ``matmul + extra``);
   on the symbolic path (``dynamic=``) a sympy polynomial in the user's symbols is accepted;
-* MACs are ``ctx.macs`` when the rule set it, else half the FLOPs of matmul-class categories
-  (2 FLOPs per multiply-accumulate), else 0;
+* MACs are a Cost's ``macs`` (``ctx.macs`` for rules that set it), else half the FLOPs of
+  matmul-class categories (2 FLOPs per multiply-accumulate), else 0;
 * the backward FLOPs come from the formula attached to the rule (:mod:`fxflops.backward`), and
   matmul-class backward work adds its MACs too.
 """
@@ -26,6 +27,7 @@ from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 from fxflops.context import NodeContext
 from fxflops.convention import MATMUL_CLASS
+from fxflops.cost import Cost
 from fxflops.errors import InputError, RuleError, TraceError
 from fxflops.registry import RuleEntry
 
@@ -68,10 +70,17 @@ def count_node(
         raise RuleError(where(f"the rule {entry.name} raised {type(e).__name__}: {e}",
                               f"input shapes {ctx.input_shapes}; fix the rule or override it with "
                               "rules={...}")) from e
-    flops = _checked(raw, entry, symbols, where)
     macs = ctx.macs
+    if isinstance(raw, Cost):  # a fused node: its FLOPs by kind, its MACs those of the matmul part
+        flops = _checked(raw.matmul, entry, symbols, where, what="matmul FLOPs (Cost.matmul)") + _checked(
+            raw.extra, entry, symbols, where, what="extra FLOPs (Cost.extra)")
+        macs = raw.multiply_accumulates
+        what = "MACs (Cost.macs)"
+    else:
+        flops = _checked(raw, entry, symbols, where)
+        what = "MACs (ctx.macs)"
     if macs is not None:
-        macs = _checked(macs, entry, symbols, where, what="MACs (ctx.macs)")
+        macs = _checked(macs, entry, symbols, where, what=what)
     matmul_class = entry.category in MATMUL_CLASS
     if macs is None:
         macs = _half(flops) if matmul_class else 0

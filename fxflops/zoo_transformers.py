@@ -385,6 +385,13 @@ def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0
             size = (224, 224)  # a vision-only model whose config names no size (CNNs)
         if size is not None:
             inputs["pixel_values"] = torch.zeros(1, _channels(config), *size, device=meta)
+    for name, parameter in params.items():
+        # Other required token ids (InstructBLIP's ``qformer_input_ids``): the same text
+        if name.endswith("input_ids") and name not in inputs and parameter.default is inspect.Parameter.empty:
+            inputs[name] = torch.zeros(1, tokens, dtype=torch.long, device=meta)
+            mask = name.replace("input_ids", "attention_mask")
+            if mask in params:  # with its mask, as the processor returns both: all tokens valid (CPU: read)
+                inputs[mask] = torch.ones(1, tokens, dtype=torch.long)
     if "decoder_input_ids" in params and getattr(config, "is_encoder_decoder", False):
         inputs["decoder_input_ids"] = torch.zeros(1, decoder_tokens, dtype=torch.long, device=meta)
     if "input_values" in params:

@@ -102,7 +102,7 @@ def native_multi_head_attention_flops(ctx: NodeContext) -> int:
                              float_mask=isinstance(mask, torch.Tensor) and mask.dtype.is_floating_point,
                              need_weights=bool(named_arg(ctx, "need_weights", default=True)),
                              averaged=bool(named_arg(ctx, "average_attn_weights", default=True)))
-    return cost.total(ctx)
+    return cost
 
 
 def transformer_encoder_layer_fwd_flops(ctx: NodeContext) -> int:
@@ -130,7 +130,7 @@ def transformer_encoder_layer_fwd_flops(ctx: NodeContext) -> int:
     cost.extra += convention.charge("activation", ACTIVATION_PER_ELEMENT, tokens * hidden)
     cost.extra += convention.charge("elementwise", ELEMENTWISE_PER_ELEMENT, 2 * tokens * embed)
     cost.extra += convention.charge("norm", NORM_STATISTICS_PER_ELEMENT + 2, 2 * tokens * embed)
-    return cost.total(ctx)
+    return cost
 
 
 _register("attention", native_multi_head_attention_flops, "_native_multi_head_attention")

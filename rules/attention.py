@@ -28,7 +28,6 @@ the matmuls.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -37,6 +36,7 @@ from torch import nn
 
 from fxflops.context import NodeContext
 from fxflops.convention import Convention
+from fxflops.cost import Cost
 from fxflops.masks import MHA, SDPA
 from fxflops.registry import rule
 
@@ -157,28 +157,8 @@ def score_extras(convention: Convention, heads: Any, scores: Scores, *, float_ma
     return heads * _times(per_entry, scores) if per_entry else 0
 
 
-@dataclass
-class Cost:
-    """FLOPs of a fused op: ``matmul`` FLOPs (2 per MAC), their ``macs``, and ``extra`` FLOPs of
-    other categories the convention counts (biases, softmax, norms, ...)."""
-
-    matmul: Any = 0
-    macs: Any = 0
-    extra: Any = 0
-
-    def __add__(self, other: Cost) -> Cost:
-        return Cost(self.matmul + other.matmul, self.macs + other.macs, self.extra + other.extra)
-
-    def total(self, ctx: NodeContext) -> Any:
-        """The node's FLOPs; sets ``ctx.macs`` when extras make MACs differ from half the FLOPs."""
-        if isinstance(self.extra, int) and self.extra == 0:
-            return self.matmul
-        ctx.macs = self.macs
-        return self.matmul + self.extra
-
-
 def _mm(macs: Any) -> Cost:
-    return Cost(2 * macs, macs, 0)
+    return Cost(matmul=2 * macs, macs=macs)
 
 
 # -- scaled dot-product attention -------------------------------------------------------------
@@ -210,7 +190,7 @@ def _sdpa(q_shape: tuple[Any, ...], k_shape: tuple[Any, ...], v_shape: tuple[Any
     batch = math.prod((q_shape if out_shape is None else out_shape)[:-2])
     scores = kept_scores(length, source, alignment)
     factor = batch * (dim + value_dim)
-    return Cost(factor * scores.twice, _half_times(factor, scores)), batch, scores
+    return Cost(matmul=factor * scores.twice, macs=_half_times(factor, scores)), batch, scores
 
 
 # aten kernels whose causal flag is bottom-right aligned (flash attention's own convention)
@@ -240,7 +220,7 @@ def scaled_dot_product_attention_flops(ctx: NodeContext) -> int:
                            mask=("attn_mask", SDPA))
     cost, batch, scores = _sdpa(tuple(q.shape), tuple(k.shape), tuple(v.shape), ctx.output_shape, alignment)
     cost.extra = score_extras(ctx.convention, batch, scores, float_mask=_is_float_mask(mask))
-    return cost.total(ctx)
+    return cost
 
 
 def bshd_attention_flops(ctx: NodeContext) -> int:
@@ -264,7 +244,7 @@ def bshd_attention_flops(ctx: NodeContext) -> int:
     cost, batch, scores = _sdpa((b, heads, length, dim), (b, heads, source, dim),
                                 (b, heads, source, v.shape[-1]), None, alignment)
     cost.extra = score_extras(ctx.convention, batch, scores, float_mask=_is_float_mask(mask))
-    return cost.total(ctx)
+    return cost
 
 
 # -- multi-head attention ---------------------------------------------------------------------
@@ -309,7 +289,7 @@ def _mha(*, batch: Any, target_len: Any, source_len: Any, embed_dim: Any, kdim: 
     if extra_keys:
         scores = scores + Scores(2 * length * extra_keys, length * extra_keys)
     # the head count cancels: heads * (E / heads) = E
-    core = Cost(2 * n * e * scores.twice, n * e * scores.twice)
+    core = Cost(matmul=2 * n * e * scores.twice, macs=n * e * scores.twice)
     return _mm(projections) + core, scores
 
 
@@ -397,7 +377,7 @@ def multihead_attention_flops(ctx: NodeContext) -> int:
                              alignment=multihead_attention_alignment(ctx), float_mask=float_mask,
                              need_weights=need_weights,
                              averaged=bool(ctx.arg("average_attn_weights", default=True)))
-    return cost.total(ctx)
+    return cost
 
 
 @rule(F.multi_head_attention_forward, category="attention")
@@ -434,7 +414,7 @@ def multi_head_attention_forward_flops(ctx: NodeContext) -> int:
         need_weights=need_weights,
         averaged=bool(ctx.arg("average_attn_weights", default=True)),
     )
-    return cost.total(ctx)
+    return cost
 
 
 # -- nn.Transformer* layers -------------------------------------------------------------------
@@ -572,7 +552,7 @@ def transformer_encoder_layer_flops(ctx: NodeContext) -> int:
     batch, length = _layout(ctx.input_shapes[0], _batch_first(module))
     attention = transformer_attentions(ctx)["self"]
     cost = _encoder_layer(ctx.convention, module, batch, length, attention.alignment, attention.float_mask)
-    return cost.total(ctx)
+    return cost
 
 
 @rule(nn.TransformerDecoderLayer, category="attention")
@@ -589,7 +569,7 @@ def transformer_decoder_layer_flops(ctx: NodeContext) -> int:
     cost = _decoder_layer(ctx.convention, module, batch, length, source, attentions["self"].alignment,
                           attentions["cross"].alignment, attentions["self"].float_mask,
                           attentions["cross"].float_mask)
-    return cost.total(ctx)
+    return cost
 
 
 @rule(nn.TransformerEncoder, category="attention")
@@ -603,7 +583,7 @@ def transformer_encoder_flops(ctx: NodeContext) -> int:
     for layer in module.layers:
         cost = cost + _encoder_layer(ctx.convention, layer, batch, length, attention.alignment,
                                      attention.float_mask)
-    return cost.total(ctx)
+    return cost
 
 
 def _width(shape: tuple[Any, ...]) -> Any:
@@ -624,7 +604,7 @@ def transformer_decoder_flops(ctx: NodeContext) -> int:
         cost = cost + _decoder_layer(ctx.convention, layer, batch, length, source, self_attention.alignment,
                                      cross_attention.alignment, self_attention.float_mask,
                                      cross_attention.float_mask)
-    return cost.total(ctx)
+    return cost
 
 
 @rule(nn.Transformer, category="attention")
@@ -646,4 +626,4 @@ def transformer_flops(ctx: NodeContext) -> int:
     for layer in decoder.layers:
         cost = cost + _decoder_layer(ctx.convention, layer, batch, length, source, tgt.alignment,
                                      memory.alignment, tgt.float_mask, memory.float_mask)
-    return cost.total(ctx)
+    return cost

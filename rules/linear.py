@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fxflops.context import NodeContext
+from fxflops.cost import Cost
 from fxflops.errors import InputError
 from fxflops.registry import rule
 
@@ -46,17 +47,17 @@ def require_same_dtype(op: str, **operands: torch.Tensor | None) -> None:
     raise InputError(f"{op} got {listed}: a real forward raises, as its operands must share one dtype")
 
 
-def with_bias(ctx: NodeContext, macs: int, has_bias: bool) -> int:
+def with_bias(ctx: NodeContext, macs: int, has_bias: bool) -> int | Cost:
     """``2 * macs`` FLOPs, plus the bias add (1 per output element) when ``has_bias`` and the
-    convention counts ``bias``; ``ctx.macs`` then keeps the MACs of the product alone."""
+    convention counts ``bias``: then a :class:`~fxflops.cost.Cost`, whose MACs are the
+    product's alone."""
     flops = 2 * macs
     if not has_bias:
         return flops
     extra = ctx.convention.charge("bias", BIAS_PER_ELEMENT, ctx.output_numel)
     if isinstance(extra, int) and extra == 0:
         return flops
-    ctx.macs = macs
-    return flops + extra
+    return Cost(matmul=flops, extra=extra, macs=macs)
 
 
 def _beta_adds(ctx: NodeContext) -> bool:

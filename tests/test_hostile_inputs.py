@@ -140,7 +140,23 @@ API_ERRORS += [
      f"the rule {_RULE} returned True (a bool) as FLOPs"),
     ("rule-returns-str", _rule_returning("x"), fxflops.RuleError, f"the rule {_RULE} returned 'x' (a str) as FLOPs"),
     ("rule-returns-negative", _rule_returning(-5), fxflops.RuleError, f"the rule {_RULE} returned -5 FLOPs"),
+    # a Cost's fields are checked as an int is
+    ("rule-returns-negative-cost", _rule_returning(fxflops.Cost(matmul=-4)), fxflops.RuleError,
+     f"the rule {_RULE} returned -4 matmul FLOPs (Cost.matmul)"),
+    ("rule-returns-float-macs", _rule_returning(fxflops.Cost(matmul=4, macs=0.5)), fxflops.RuleError,
+     f"the rule {_RULE} returned 0.5 (a float) as MACs (Cost.macs)"),
 ]
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run", "export"])
+def test_a_rule_may_return_its_cost_by_kind(trace: str) -> None:
+    def fused(ctx: Any) -> Any:
+        return fxflops.Cost(matmul=64, extra=10)
+
+    report = fxflops.count(nn.Sequential(nn.Linear(2, 2)), torch.empty(1, 2), rules={nn.Linear: fused,
+                           torch.ops.aten.linear.default: fused, torch.ops.aten.addmm.default: fused}, trace=trace)
+    # FLOPs 64 + 10 = 74; MACs half the matmul part alone: 64 / 2 = 32
+    assert (report.total, report.macs) == (74, 32)
 
 
 @pytest.mark.parametrize(("call", "kind", "message"), [row[1:] for row in API_ERRORS],
