@@ -24,6 +24,7 @@ _EXPORTS = {
     "NodeRecord": "fxflops.report",
     "NodeContext": "fxflops.context",
     "Cost": "fxflops.cost",
+    "NO_BACKWARD": "fxflops.backward",
     "RuleRegistry": "fxflops.registry",
     "RuleEntry": "fxflops.registry",
     "DEFAULT_REGISTRY": "fxflops.registry",
@@ -71,6 +72,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from fxflops.api import count, uncounted_message
+    from fxflops.backward import NO_BACKWARD
     from fxflops.budget import assert_flops
     from fxflops.context import NodeContext
     from fxflops.convention import Convention

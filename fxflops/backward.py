@@ -25,7 +25,13 @@ are propagated on the meta tensors exactly as autograd would.
   (export path): every product gets input and weight gradients (``2 * F``) less those autograd
   skips on inputs and initial states that need none; exact when their weights are all trainable
   or all frozen.
+* grouped matmuls (mixtures of experts): ``F`` per operand that requires grad, as a bmm.
 * every other category: 0 (the default convention counts no elementwise work, forward or backward).
+
+A rule registered with ``backward=`` (``fxflops.rule(target, category="matmul", backward=fn)``,
+``fn(ctx, forward_flops)``) uses that formula, also over a built-in one; ``backward=NO_BACKWARD``
+says it has no gradient work. A matmul-class rule with neither is an error under ``backward=True``
+rather than a silent 0.
 """
 
 from __future__ import annotations
@@ -44,6 +50,11 @@ BackwardRule = Callable[[NodeContext, Any], Any]
 _BACKWARD: dict[Any, BackwardRule] = {}
 
 
+def NO_BACKWARD(ctx: NodeContext, forward: Any) -> int:  # noqa: N802 (a constant, used as one)
+    """The backward formula of an op without gradient work (an inference-only kernel): 0."""
+    return 0
+
+
 def backward_of(*forward_rules: Callable[..., Any]) -> Callable[[BackwardRule], BackwardRule]:
     """Register a backward formula for forward rules; it receives the context and forward FLOPs."""
 
@@ -55,13 +66,20 @@ def backward_of(*forward_rules: Callable[..., Any]) -> Callable[[BackwardRule], 
     return decorator
 
 
-def backward_flops(entry: RuleEntry, ctx: NodeContext, forward: Any) -> Any:
-    """Backward FLOPs of a node whose forward ``entry`` counted ``forward`` FLOPs."""
+def backward_rule(entry: RuleEntry) -> BackwardRule | None:
+    """The backward formula of ``entry``: the one it was registered with (``backward=``), else the
+    built-in one of its rule; None when it has neither."""
+    if entry.backward is not None:
+        return entry.backward
     _load()
-    rule = _BACKWARD.get(entry.rule)
-    if rule is None:
-        return 0
-    return rule(ctx, forward)
+    return _BACKWARD.get(entry.rule)
+
+
+def backward_flops(entry: RuleEntry, ctx: NodeContext, forward: Any) -> Any:
+    """Backward FLOPs of a node whose forward ``entry`` counted ``forward`` FLOPs: 0 without a
+    formula (the counting step refuses that for matmul-class rules, whose gradients are work)."""
+    rule = backward_rule(entry)
+    return 0 if rule is None else rule(ctx, forward)
 
 
 def _rg(value: Any) -> bool:
@@ -85,7 +103,7 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
-    from fxflops.rules import aten, attention, conv, linear, recurrent
+    from fxflops.rules import aten, attention, conv, linear, moe, recurrent
 
     def two_operands(first: str, second: str) -> BackwardRule:
         def rule(ctx: NodeContext, forward: Any) -> Any:
@@ -104,6 +122,8 @@ def _load() -> None:
     _BACKWARD[linear.addbmm_flops] = _addmm_backward
     _BACKWARD[linear.einsum_flops] = _einsum_backward
     _BACKWARD[linear.bilinear_flops] = _einsum_backward
+    # Each group's product as a bmm: F for the tokens' gradient, F for the experts' weights.
+    _BACKWARD[moe.grouped_mm_flops] = _grouped_mm_backward
     for rule in (conv.conv_module_flops, conv.conv_transpose_module_flops, conv.conv_flops,
                  conv.conv_transpose_flops, conv.convolution_flops):
         _BACKWARD[rule] = _conv_backward
@@ -123,6 +143,15 @@ def _load() -> None:
     for name in ("bshd_attention_flops", "_bshd_attention_flops"):
         if hasattr(aten, name):
             _BACKWARD[getattr(aten, name)] = _sdpa_backward
+
+
+def _grouped_mm_backward(ctx: NodeContext, forward: Any) -> Any:
+    """A grouped matmul (F.grouped_mm's mat_a/mat_b, torch._grouped_mm's self/mat2): ``F`` for
+    each operand that requires grad."""
+    from fxflops.rules.moe import operands
+
+    a, b = operands(ctx)
+    return forward * (int(_rg(a)) + int(_rg(b)))
 
 
 def _positional_operands(ctx: NodeContext, forward: Any) -> Any:

@@ -28,7 +28,7 @@ from fxflops.masks import MaskProbe
 from fxflops.node_count import ZERO_COUNT, count_node
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
-from fxflops.shapes import meta_clone, tensor_leaves, to_meta
+from fxflops.shapes import as_autograd_would, meta_clone, tensor_leaves, to_meta
 from fxflops.tracing import TracedModel
 from fxflops.traffic import traffic_of
 
@@ -179,8 +179,9 @@ class FlopCounter(fx.Interpreter):
         self._use_parameters(module)
         entry = self.registry.lookup_module(type(module))
         if entry is not None and entry.output is not None:
-            return entry.output(NodeContext(node=self._current, module=module, args=args, kwargs=kwargs, output=None,
-                                            convention=self.convention, causal=self.causal))
+            return as_autograd_would(entry.output(NodeContext(
+                node=self._current, module=module, args=args, kwargs=kwargs, output=None, convention=self.convention,
+                causal=self.causal)), (args, kwargs), module)
         if isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and isinstance(args[0], torch.Tensor):
             return _same_shape(args[0], _needs_grad(args, module), isinstance(module, CONTIGUOUS_OUTPUT_MODULES))
         fast = _fast_output(module, args, kwargs)

@@ -86,8 +86,13 @@ def count_node(
         macs = _half(flops) if matmul_class else 0
     backward_count: Any = 0
     if backward:
-        from fxflops.backward import backward_flops
+        from fxflops.backward import backward_flops, backward_rule
 
+        if matmul_class and backward_rule(entry) is None:
+            raise RuleError(where(
+                f"the rule {entry.name} ({entry.category}) has no backward formula: its gradients would count 0",
+                "give it one, fxflops.rule(target, category=..., backward=lambda ctx, forward: 2 * forward) "
+                "(or rule_of(fn, category, backward=...)), or backward=fxflops.NO_BACKWARD if it has none"))
         try:
             backward_count = _checked(backward_flops(entry, ctx, flops), entry, symbols, where,
                                       what="backward FLOPs")

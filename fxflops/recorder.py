@@ -52,7 +52,15 @@ from fxflops.errors import FxFlopsError, TraceError, site_message
 from fxflops.node_count import ZERO_COUNT, NodeCount, count_node
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
-from fxflops.shapes import FORWARD_HOOK_ATTRIBUTES, meta_clone, meta_like, setattr_plain, tensor_leaves, to_meta
+from fxflops.shapes import (
+    FORWARD_HOOK_ATTRIBUTES,
+    as_autograd_would,
+    meta_clone,
+    meta_like,
+    setattr_plain,
+    tensor_leaves,
+    to_meta,
+)
 from fxflops.traffic import traffic
 
 #: Module attributes that number a layer and do not change what it computes.
@@ -201,9 +209,10 @@ class CallRecorder(TorchFunctionMode):
         op, target, entry, base = self._call_kind(func)
         if entry is not None and entry.output is not None:
             # The rule gives the output from shapes (an op whose meta kernel is narrower than the op).
-            out = entry.output(NodeContext(node=RecordedNode(op, target, base), module=None,  # type: ignore[arg-type]
-                                           args=args, kwargs=kwargs, output=None, convention=self.convention,
-                                           causal=self.causal))
+            out = as_autograd_would(entry.output(NodeContext(
+                node=RecordedNode(op, target, base), module=None,  # type: ignore[arg-type]
+                args=args, kwargs=kwargs, output=None, convention=self.convention, causal=self.causal)),
+                (args, kwargs))
             self._record_call(func, args, kwargs, out)
             return out
         leaves = tensor_leaves((args, kwargs)) if args or kwargs else []
@@ -417,9 +426,10 @@ class CallRecorder(TorchFunctionMode):
         try:
             with self._failing_in(path, type_name):
                 if entry is not None and entry.output is not None:
-                    out = entry.output(NodeContext(node=node, module=original, args=args,  # type: ignore[arg-type]
-                                                   kwargs=kwargs, output=None, convention=self.convention,
-                                                   causal=self.causal))
+                    out = as_autograd_would(entry.output(NodeContext(
+                        node=node, module=original, args=args,  # type: ignore[arg-type]
+                        kwargs=kwargs, output=None, convention=self.convention, causal=self.causal)),
+                        (args, kwargs), module)
                 elif known_values.limit() == float("inf") and known_values.all_known(tensor_leaves((args, kwargs))):
                     # Counting with data: the leaf runs for its values, its calls still unrecorded.
                     self._values_only += 1

@@ -47,6 +47,9 @@ class RuleEntry:
     #: instead of running it: a module whose output depends on data (a router, an early exit),
     #: or an op whose meta kernel refuses what the model passes, is counted this way.
     output: Callable[[NodeContext], Any] | None = None
+    #: The backward formula, ``(ctx, forward_flops) -> FLOPs``, when registered with ``backward=``
+    #: (else the built-in one of the rule, :mod:`fxflops.backward`).
+    backward: Callable[[NodeContext, Any], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -166,11 +169,13 @@ class RuleRegistry:
     def register(
         self, *targets: Target, category: str = "custom", override: bool = False,
         output: Callable[[NodeContext], Any] | None = None,
+        backward: Callable[[NodeContext, Any], Any] | None = None,
     ) -> Callable[[Rule], Rule]:
         """Decorator registering a rule for each target.
 
         ``output`` computes the target's output from shapes instead of running it (see
-        :attr:`RuleEntry.output`). Raises
+        :attr:`RuleEntry.output`); ``backward`` is its backward formula (:attr:`RuleEntry.backward`).
+        Raises
         :class:`~fxflops.errors.RuleConflictError` when a target already has a rule, unless
         ``override=True``.
         """
@@ -179,13 +184,14 @@ class RuleRegistry:
 
         def decorator(rule: Rule) -> Rule:
             for target in targets:
-                self.add(target, rule, category=category, override=override, output=output)
+                self.add(target, rule, category=category, override=override, output=output, backward=backward)
             return rule
 
         return decorator
 
     def add(self, target: Target, rule: Rule, *, category: str = "custom", override: bool = False,
-            output: Callable[[NodeContext], Any] | None = None) -> None:
+            output: Callable[[NodeContext], Any] | None = None,
+            backward: Callable[[NodeContext, Any], Any] | None = None) -> None:
         """Register ``rule`` for ``target`` (the non-decorator form of :meth:`register`)."""
         from fxflops.convention import check_category
 
@@ -197,7 +203,7 @@ class RuleRegistry:
                 f"{describe_target(key)} already has the rule {existing.name} ({existing.where}); "
                 "pass override=True to replace it"
             )
-        self._entries[key] = RuleEntry(rule=rule, category=category, target=key, output=output)
+        self._entries[key] = RuleEntry(rule=rule, category=category, target=key, output=output, backward=backward)
 
     def zero(self, *targets: Target, override: bool = False) -> None:
         """Declare targets that cost 0 FLOPs by definition (views, indexing, copies)."""
@@ -217,10 +223,12 @@ class RuleRegistry:
         clone = self.copy()
         for target, rule in rules.items():
             if isinstance(rule, RuleEntry):
-                clone.add(target, rule.rule, category=rule.category, override=True, output=rule.output)
+                clone.add(target, rule.rule, category=rule.category, override=True, output=rule.output,
+                          backward=rule.backward)
             else:
                 category = getattr(rule, "_fxflops_category", "custom")
-                clone.add(target, rule, category=category, override=True)
+                clone.add(target, rule, category=category, override=True,
+                          backward=getattr(rule, "_fxflops_backward", None))
         return clone
 
     def lookup_module(self, module_type: type) -> RuleEntry | None:
@@ -278,12 +286,15 @@ DEFAULT_REGISTRY = RuleRegistry()
 
 
 def rule(*targets: Target, category: str = "custom", override: bool = False,
-         output: Callable[[NodeContext], Any] | None = None) -> Callable[[Rule], Rule]:
+         output: Callable[[NodeContext], Any] | None = None,
+         backward: Callable[[NodeContext, Any], Any] | None = None) -> Callable[[Rule], Rule]:
     """Register a FLOP rule in the default registry.
 
     ``output`` gives the target's output from a context whose ``output`` is ``None``, so a
     module whose output depends on data is counted without running it:
-    ``output=lambda ctx: torch.empty_like(ctx.args[0])``.
+    ``output=lambda ctx: torch.empty_like(ctx.args[0])``. ``backward(ctx, forward_flops)`` gives
+    its FLOPs under ``count(..., backward=True)`` (a matmul-class rule needs one there:
+    ``fxflops.NO_BACKWARD`` says it has no gradient work).
 
     >>> import fxflops
     >>> class Gate(torch.nn.Module): ...
@@ -291,7 +302,8 @@ def rule(*targets: Target, category: str = "custom", override: bool = False,
     ... def gate_flops(ctx):
     ...     return 2 * ctx.output_numel
     """
-    return DEFAULT_REGISTRY.register(*targets, category=category, override=override, output=output)
+    return DEFAULT_REGISTRY.register(*targets, category=category, override=override, output=output,
+                                     backward=backward)
 
 
 def zero(*targets: Target, override: bool = False) -> None:
@@ -299,7 +311,10 @@ def zero(*targets: Target, override: bool = False) -> None:
     DEFAULT_REGISTRY.zero(*targets, override=override)
 
 
-def rule_of(rule_fn: Rule, category: str) -> Rule:
-    """Tag a function with a category, for use in ``count(..., rules={target: fn})``."""
+def rule_of(rule_fn: Rule, category: str, backward: Callable[[NodeContext, Any], Any] | None = None) -> Rule:
+    """Tag a function with a category (and a backward formula), for use in
+    ``count(..., rules={target: fn})``."""
     rule_fn._fxflops_category = category  # type: ignore[attr-defined]
+    if backward is not None:
+        rule_fn._fxflops_backward = backward  # type: ignore[attr-defined]
     return rule_fn

@@ -51,6 +51,21 @@ def tensor_leaves(value: Any) -> list[torch.Tensor]:
     return found
 
 
+def as_autograd_would(output: Any, inputs: Any, module: nn.Module | None = None) -> Any:
+    """``output`` made by a rule's ``output=`` function from shapes, marked as autograd would mark
+    the real op's: its floating tensors require grad when grad is on and an input (or the module's
+    parameters) does, so backward formulas downstream (``count(backward=True)``) see the gradients."""
+    if not torch.is_grad_enabled():
+        return output
+    trainable = module is not None and any(p.requires_grad for p in module.parameters())
+    if not (trainable or any(t.requires_grad for t in tensor_leaves(inputs))):
+        return output
+    for leaf in tensor_leaves(output):
+        if leaf.is_floating_point() and not leaf.requires_grad and leaf.is_leaf:
+            leaf.requires_grad_(True)
+    return output
+
+
 def _collect_tensors(value: Any, found: list[torch.Tensor]) -> None:
     if isinstance(value, torch.Tensor):
         found.append(value)

@@ -29,7 +29,8 @@ from fxflops.registry import DEFAULT_REGISTRY
 from .by_convention import named_arg
 
 
-def _operands(ctx: NodeContext) -> tuple[torch.Tensor, torch.Tensor]:
+def operands(ctx: NodeContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two matrices of a grouped matmul, however named (mat_a/mat_b; self/mat2 in aten)."""
     a = ctx.args[0] if ctx.args else ctx.kwargs["mat_a"]
     b = ctx.args[1] if len(ctx.args) > 1 else ctx.kwargs["mat_b"]
     return a, b
@@ -37,7 +38,7 @@ def _operands(ctx: NodeContext) -> tuple[torch.Tensor, torch.Tensor]:
 
 def grouped_mm_flops(ctx: NodeContext) -> int:
     """``2 * M * K * N`` per group layout (module docstring); bias adds are not counted."""
-    a, b = _operands(ctx)
+    a, b = operands(ctx)
     if a.dim() == 3 and b.dim() == 3:
         groups, rows, inner = a.shape
         return 2 * groups * rows * inner * b.shape[-1]
@@ -54,7 +55,7 @@ def grouped_mm_flops(ctx: NodeContext) -> int:
 
 def grouped_mm_output(ctx: NodeContext) -> Any:
     """The output of a grouped matmul from its operands' shapes (module docstring)."""
-    a, b = _operands(ctx)
+    a, b = operands(ctx)
     dtype = named_arg(ctx, "out_dtype", default=None) or a.dtype
     if a.dim() == 2 and b.dim() == 3:
         shape: tuple[int, ...] = (a.shape[0], b.shape[-1])

@@ -282,3 +282,28 @@ def test_lstm_backward_by_hand() -> None:
     # backward: 2 * forward, less layer 0's input projection (x needs no grad) 2*5*3*16*128 = 61,440
     # and each layer's first recurrent step (h0 = 0 needs no grad) 2 * (2*3*32*128) = 49,152
     assert report.backward == 2 * 430_080 - 61_440 - 49_152 == 749_568
+
+
+class _Gate(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x
+
+
+def test_a_matmul_rule_without_a_backward_formula_is_an_error_not_a_silent_zero() -> None:
+    rule = fxflops.registry.rule_of(lambda ctx: 2 * ctx.output_numel, "matmul")
+    x = torch.empty(4, 8, device="meta", requires_grad=True)
+    with pytest.raises(fxflops.RuleError) as excinfo:
+        fxflops.count(_Gate(), x, rules={_Gate: rule}, backward=True)
+    assert "has no backward formula: its gradients would count 0" in str(excinfo.value).splitlines()[0]
+
+
+def test_a_rule_brings_its_backward_formula() -> None:
+    x = torch.empty(4, 8, device="meta", requires_grad=True)
+    given = fxflops.registry.rule_of(lambda ctx: 2 * ctx.output_numel, "matmul",
+                                     backward=lambda ctx, forward: 3 * forward)
+    report = fxflops.count(_Gate(), x, rules={_Gate: given}, backward=True)
+    # forward 2 * 32 = 64; backward 3 * 64 = 192
+    assert (report.forward, report.backward) == (64, 192)
+    none = fxflops.registry.rule_of(lambda ctx: 2 * ctx.output_numel, "matmul", backward=fxflops.NO_BACKWARD)
+    # forward 64, and no gradient work by declaration
+    assert fxflops.count(_Gate(), x, rules={_Gate: none}, backward=True).backward == 0

@@ -119,3 +119,16 @@ def test_reports_state_active_parameters_of_moe_models_only() -> None:
             k: SMALL[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                                   "num_attention_heads", "num_key_value_heads")}))
     assert fxflops.count(dense, ids).active_params is None
+
+
+def test_grouped_experts_backward_counts_both_gradients() -> None:
+    model = _build("mixtral").to("meta")
+    report = fxflops.count(model, meta(1, 16, dtype=torch.long), backward=True)
+    grouped = [r for r in report.nodes if r.target == "torch._grouped_mm"]
+    # each grouped GEMM's backward: F for the tokens' gradient, F for the experts' weights
+    assert [r.backward_flops for r in grouped] == [2 * 1_048_576, 2 * 524_288] * 2
+    eager = _build("mixtral", "eager")
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        eager(torch.randint(0, 128, (1, 16))).logits.sum().backward()
+    # forward 4,341,760; backward 2,392,064 outside the experts + 2 * 2 * 1,572,864 = 6,291,456 in them
+    assert report.total == 13_025_280 == counter.get_total_flops()
