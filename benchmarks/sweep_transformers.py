@@ -707,6 +707,9 @@ def reason(rec: dict[str, Any]) -> str:
     text = f"{err['type']}: {err['first']}"
     if kind == "reference":
         text = f"reference failed: {err['first']}"
+        cpu = rec.get("reference_cpu_error")
+        if cpu:  # the CPU run is usually the telling one (a placeholder check, a shape mismatch)
+            text = f"reference failed on meta: {err['first']}; on the CPU: {cpu['first']}"
     if kind == "fxflops" and "reference_error" in rec and rec["reference_error"].get("type") != "Skipped":
         tag = " [reference fails too]"  # after the cut, so that a long message cannot hide it
         return _cell(text, 200 - len(tag)) + tag
