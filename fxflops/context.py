@@ -100,11 +100,13 @@ class NodeContext:
             return self.args[index]
         if signature_default is not _MISSING:
             return signature_default
+        if index is None:  # the signatures did not say (or disagree): bind this very call
+            bound = self.bound_arguments()
+            for key in (name, _ALIASES.get(name)):
+                if key is not None and key in bound:
+                    return bound[key]
         if default is not _MISSING:
             return default
-        bound = self.bound_arguments()
-        if name in bound:
-            return bound[name]
         raise KeyError(f"node {self.node.name}: argument {name!r} not given and has no default")
 
     def tensor(self, name: str, position: int | None = None) -> torch.Tensor | None:
@@ -141,26 +143,36 @@ _positions: dict[tuple[Any, str], tuple[int | None, Any]] = {}
 
 def _callee(ctx: NodeContext) -> Any:
     """What the node calls: the module's ``forward``, the aten overloads of a Tensor method
-    (``call_method`` nodes name it), else the target."""
+    (``call_method`` nodes name it; ``__matmul__``/``__rmatmul__`` are aten's ``matmul``), else the
+    target."""
     node = ctx.node
     if node.op == "call_module":
         return ctx.module.forward if ctx.module is not None else None
     if node.op == "call_method":
-        return getattr(torch.ops.aten, str(node.target), None)
+        name = str(node.target)
+        if name.startswith("__") and name.endswith("__"):
+            name = name[2:-2]
+            if not hasattr(torch.ops.aten, name) and name[:1] in ("r", "i"):
+                name = name[1:]  # reflected and in-place dunders take the same operands
+        return getattr(torch.ops.aten, name, None)
     if getattr(node.target, "__module__", None) == "_operator":  # a @ b: aten's matmul names its operands
         return getattr(torch.ops.aten, node.target.__name__, None)
     return node.target
 
 
-def _candidate_signatures(callee: Any) -> list[list[tuple[str, bool, Any]]]:
+Parameters = list[tuple[str, bool, Any]]
+
+
+def _candidate_signatures(callee: Any) -> list[Parameters]:
     """Each signature of ``callee`` as (name, positional, default) per parameter: an aten overload's
-    schema, every overload of an aten packet, a Python signature, or a builtin's TorchScript
-    schemas."""
-    def from_schema(schema: Any) -> list[tuple[str, bool, Any]]:
+    schema, every overload of an aten packet, a Python signature (both variants of a
+    ``boolean_dispatch`` function such as ``F.max_pool2d``), or a builtin's TorchScript schemas. A
+    Python signature of ``*args, **kwargs`` alone says nothing: the TorchScript ones are tried."""
+    def from_schema(schema: Any) -> Parameters:
         return [(a.name, not a.kwarg_only, a.default_value if a.has_default_value() else _MISSING)
                 for a in schema.arguments]
 
-    def from_signature(signature: inspect.Signature) -> list[tuple[str, bool, Any]]:
+    def from_signature(signature: inspect.Signature) -> Parameters:
         return [(p.name, p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD),
                  _MISSING if p.default is p.empty else p.default)
                 for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
@@ -170,7 +182,17 @@ def _candidate_signatures(callee: Any) -> list[list[tuple[str, bool, Any]]]:
     if isinstance(callee, torch._ops.OpOverloadPacket):
         return [from_schema(getattr(callee, o)._schema) for o in callee.overloads()]
     try:
-        return [from_signature(_signature(callee))]
+        from torch._jit_internal import boolean_dispatched
+
+        variants = boolean_dispatched.get(callee)
+    except (ImportError, TypeError):
+        variants = None
+    if variants:
+        return [from_signature(inspect.signature(variants[k])) for k in ("if_true", "if_false")]
+    try:
+        parameters = from_signature(_signature(callee))
+        if parameters:
+            return [parameters]
     except (TypeError, ValueError):
         pass
     try:
@@ -182,37 +204,44 @@ def _candidate_signatures(callee: Any) -> list[list[tuple[str, bool, Any]]]:
 
 
 def _argument_position(callee: Any, name: str) -> tuple[int | None, Any]:
-    """Where ``name`` (or its alias) sits among the positional parameters of ``callee``, and its
-    default, when every signature that has it agrees; (None, _MISSING) otherwise."""
+    """Where ``name`` (or its alias) sits among the positional parameters of ``callee``, when every
+    signature that has it agrees (else None), and its default when they agree on that too (else
+    _MISSING). Cached per function: a bound ``forward`` is keyed by its class's function, so the
+    cache holds no model."""
     if callee is None:
         return None, _MISSING
+    function = callee.__func__ if inspect.ismethod(callee) else callee
     try:
-        key = (callee, name)
+        key = (function, name)
         hash(key)
     except TypeError:
         return None, _MISSING
     found = _positions.get(key)
     if found is None:
-        places = set()
+        places: list[tuple[int | None, Any]] = []
         for parameters in _candidate_signatures(callee):
             for wanted in (name, _ALIASES.get(name)):
-                matches = [(i, positional, default) for i, (n, positional, default) in enumerate(parameters)
-                           if n == wanted]
-                if matches:
-                    i, positional, default = matches[0]
-                    places.add((i if positional else None, default if _hashable(default) else _MISSING))
+                match = next(((i, positional, default) for i, (n, positional, default) in enumerate(parameters)
+                              if n == wanted), None)
+                if match is not None:
+                    places.append((match[0] if match[1] else None, match[2]))
                     break
-        found = places.pop() if len(places) == 1 else (None, _MISSING)
+        indices = {index for index, _ in places}
+        index = indices.pop() if len(indices) == 1 else None
+        defaults = [default for _, default in places]
+        default = defaults[0] if defaults and all(_same(d, defaults[0]) for d in defaults) else _MISSING
+        found = (index, default) if places else (None, _MISSING)
         _positions[key] = found
     return found
 
 
-def _hashable(value: Any) -> bool:
+def _same(a: Any, b: Any) -> bool:
     try:
-        hash(value)
-    except TypeError:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
         return False
-    return True
+
+
 
 
 def _signature(callee: Any) -> inspect.Signature:

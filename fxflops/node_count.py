@@ -72,9 +72,9 @@ def count_node(
                               "rules={...}")) from e
     macs = ctx.macs
     if isinstance(raw, Cost):  # a fused node: its FLOPs by kind, its MACs those of the matmul part
-        flops = _checked(raw.matmul, entry, symbols, where, what="matmul FLOPs (Cost.matmul)") + _checked(
-            raw.extra, entry, symbols, where, what="extra FLOPs (Cost.extra)")
-        macs = raw.multiply_accumulates
+        matmul = _checked(raw.matmul, entry, symbols, where, what="matmul FLOPs (Cost.matmul)")
+        flops = matmul + _checked(raw.extra, entry, symbols, where, what="extra FLOPs (Cost.extra)")
+        macs = raw.macs if raw.macs is not None else _half(matmul)
         what = "MACs (Cost.macs)"
     else:
         flops = _checked(raw, entry, symbols, where)

@@ -346,6 +346,7 @@ def _with_placeholders(model: Any, config: Any, inputs: dict[str, Any], params: 
     set which rows take features). Left as they are when the count cannot be found."""
     import torch
 
+    placed: dict[str, int] = {}
     for kind, method, names in (("image", "get_image_features", ("pixel_values", "image_grid_thw", "image_sizes")),
                                 ("audio", "get_audio_features", ("input_features", *FEATURE_MASKS))):
         token = _token_id(config, kind)
@@ -356,12 +357,14 @@ def _with_placeholders(model: Any, config: Any, inputs: dict[str, Any], params: 
         if rows is None:
             continue
         ids = inputs["input_ids"]
-        inputs["input_ids"] = torch.cat([torch.full((1, rows), token, dtype=ids.dtype),
-                                         torch.zeros(ids.shape, dtype=ids.dtype)], dim=1)
-        if "mm_token_type_ids" in params and kind == "image":
-            # Which rows are image tokens (1; text 0), as the processor returns it: multimodal
-            # rotary positions (GLM-4V, Qwen3-VL) are laid out from it.
-            inputs["mm_token_type_ids"] = (inputs["input_ids"] == token).long()
+        if ids.device.type == "meta":  # the text: zeros (an earlier kind's placeholders are kept)
+            ids = torch.zeros(ids.shape, dtype=ids.dtype)
+        inputs["input_ids"] = torch.cat([torch.full((1, rows), token, dtype=ids.dtype), ids], dim=1)
+        placed[kind] = token
+    if "mm_token_type_ids" in params and "image" in placed:
+        # Which rows are image tokens (1; text and audio 0), as the processor returns it:
+        # multimodal rotary positions (GLM-4V, Qwen3-VL) are laid out from it.
+        inputs["mm_token_type_ids"] = (inputs["input_ids"] == placed["image"]).long()
 
 
 def default_inputs(model: Any, config: Any, images: bool = True, layout: int = 0, tokens: int = TOKENS,

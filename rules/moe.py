@@ -30,10 +30,14 @@ from .by_convention import named_arg
 
 
 def operands(ctx: NodeContext) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two matrices of a grouped matmul, however named (mat_a/mat_b; self/mat2 in aten)."""
-    a = ctx.args[0] if ctx.args else ctx.kwargs["mat_a"]
-    b = ctx.args[1] if len(ctx.args) > 1 else ctx.kwargs["mat_b"]
-    return a, b
+    """The two matrices of a grouped matmul, however passed and named (F.grouped_mm's mat_a/mat_b,
+    torch._grouped_mm's input/mat2, aten's self/mat2)."""
+    def given(position: int, names: tuple[str, ...]) -> torch.Tensor:
+        if len(ctx.args) > position:
+            return ctx.args[position]
+        return next(ctx.kwargs[n] for n in names if n in ctx.kwargs)
+
+    return given(0, ("mat_a", "input", "self")), given(1, ("mat_b", "mat2"))
 
 
 def grouped_mm_flops(ctx: NodeContext) -> int:

@@ -118,3 +118,36 @@ def test_pix2struct_patches_carry_their_row_and_column() -> None:
     # 64 patches of 2 + 48 values (row, column, then 4x4x3 pixels)
     assert inputs["flattened_patches"].shape == (1, 64, 50)
     assert fxflops.count(model, kwargs=inputs).total == _reference(config, inputs)
+
+
+class _ImageAndAudioLM(torch.nn.Module):
+    """The placeholder interface of an omni model: 3 image rows and 2 audio rows of width 8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(16, 8)
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        return self.embed
+
+    def get_image_features(self, pixel_values: torch.Tensor, return_dict: bool = True) -> torch.Tensor:
+        return pixel_values.new_zeros(3, 8)
+
+    def get_audio_features(self, input_features: torch.Tensor, return_dict: bool = True) -> torch.Tensor:
+        return input_features.new_zeros(2, 8)
+
+    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor, input_features: torch.Tensor,
+                mm_token_type_ids: torch.Tensor) -> torch.Tensor:
+        return self.embed(input_ids)
+
+
+def test_image_and_audio_placeholders_both_stay() -> None:
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(image_token_id=5, audio_token_id=6, image_size=28, num_mel_bins=8)
+    with torch.device("meta"):
+        model = _ImageAndAudioLM()
+    inputs = default_inputs(model, config)
+    # 2 audio rows, then 3 image rows, then the 16 text tokens; only the image rows typed 1
+    assert inputs["input_ids"][0].tolist() == [6] * 2 + [5] * 3 + [0] * 16
+    assert inputs["mm_token_type_ids"][0].tolist() == [0] * 2 + [1] * 3 + [0] * 16

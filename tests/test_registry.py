@@ -150,3 +150,36 @@ def test_rules_read_arguments_by_name_on_every_front_end(trace: str) -> None:
     # one SDPA node, counted 7 by the probe; it saw the positional is_causal=True and scale=0.5
     assert report.total == 7
     assert seen == [(True, 0.5, (1, 2, 4, 8))]
+
+
+class _Pool(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.max_pool2d(x, 2)  # a boolean_dispatch function: (*args, **kwargs)
+
+
+class _ReflectedMatmul(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return b.__rmatmul__(a)  # a @ b
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run"])
+def test_arguments_by_name_through_dispatch_wrappers_and_reflected_dunders(trace: str) -> None:
+    x = torch.empty(1, 3, 8, 8, device="meta")
+    # under "full": one compare per window element, numel(out) * kernel = (3*4*4) * (2*2) = 192
+    assert fxflops.count(_Pool(), x, convention="full", trace=trace).total == 192
+    a, b = torch.empty(5, 3, device="meta"), torch.empty(3, 4, device="meta")
+    # (5, 3) @ (3, 4): 2 * 5 * 4 * 3 = 120
+    assert fxflops.count(_ReflectedMatmul(), (a, b), trace=trace).total == 120
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run"])
+def test_counting_keeps_no_reference_to_the_model(trace: str) -> None:
+    import gc
+    import weakref
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8))
+    fxflops.count(model, torch.empty(2, 8), trace=trace)
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None

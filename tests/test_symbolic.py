@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import sympy
 import torch
@@ -138,3 +140,15 @@ def test_evaluate_refuses_sizes_that_are_not_positive_integers() -> None:
     for bad in (-1, 0, 2.5, True):
         with pytest.raises(ValueError, match="sizes are positive integers"):
             report.evaluate(B=bad)
+
+
+def test_a_rule_returning_a_cost_gets_macs_in_the_users_symbols() -> None:
+    def fused(ctx: Any) -> Any:
+        return fxflops.Cost(matmul=2 * ctx.output_numel * 32, extra=ctx.output_numel)
+
+    # dynamic= counts through torch.export: the rule is the aten op's
+    rules = {torch.ops.aten.linear.default: fused, torch.ops.aten.addmm.default: fused}
+    report = fxflops.count(nn.Linear(32, 16), meta(2, 10, 32), dynamic={0: {1: "L"}}, rules=rules)
+    # FLOPs 2 * (2*L*16) * 32 + 2*L*16 = 2080 L; MACs half the matmul part alone: 1024 L
+    assert sympy.expand(report.total - 2080 * L) == 0
+    assert sympy.expand(report.macs - 1024 * L) == 0
