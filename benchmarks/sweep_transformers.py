@@ -349,6 +349,9 @@ def _count_into(rec: dict[str, Any], model: Any, args: tuple[Any, ...],
         report = fxflops.count(model, args, kwargs=kwargs)
         rec.update(fxflops_total=int(report.total), trace=report.trace, routing=report.routing,
                    uncounted=uncounted_targets(report))
+        # FlopCounterMode counts no recurrent kernel (aten.lstm/gru/rnn run natively on the CPU and
+        # meta): the reason column says when a difference is exactly these FLOPs.
+        rec["recurrent_flops"] = int(report.by_category().get("recurrent", 0))
     except Exception as e:
         rec["fxflops_error"] = describe(e)
 
@@ -699,7 +702,10 @@ def reason(rec: dict[str, Any]) -> str:
         return _cell(targets, 160) + tail
     if status == "differs":
         a, b = rec["fxflops_total"], rec["reference_total"]
-        return f"fxflops {a:,} vs reference {b:,} ({a - b:+,}; x{a / b:.3f})" if b else f"fxflops {a:,} vs reference 0"
+        text = f"fxflops {a:,} vs reference {b:,} ({a - b:+,}; x{a / b:.3f})" if b else f"fxflops {a:,} vs reference 0"
+        if rec.get("recurrent_flops") and a - b == rec["recurrent_flops"]:
+            text += ": exactly fxflops' nn.LSTM/GRU/RNN FLOPs, which FlopCounterMode does not count"
+        return text
     found = _error_of(rec)
     if found is None:
         return ""
