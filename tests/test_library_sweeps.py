@@ -7,8 +7,10 @@ family, as ``benchmarks/sweep_vision.py`` lists them in ``benchmarks/timm_famili
 sample: 8 families spread over the alphabet). Each count must equal FlopCounterMode on the same
 model and inputs (on meta; detectors on the CPU with one real image) with nothing uncounted.
 For diffusers, every ``ModelMixin`` class it exports (the sample: 6 spread over the alphabet
-that build with default inputs). ``docs/coverage-torchvision.md``, ``docs/coverage-timm.md`` and
-``docs/coverage-diffusers.md`` list what the whole sweeps found.
+that build with default inputs). For transformers, every model type of its config mapping from
+the sweep's small config (the sample: 8 spread over the alphabet that FlopCounterMode counts on
+meta). ``docs/coverage-torchvision.md``, ``docs/coverage-timm.md``, ``docs/coverage-diffusers.md``
+and ``docs/coverage.md`` list what the whole sweeps found.
 The whole sweeps take about 10 minutes on 2 cores, beyond what ``.ci/run`` can add, so they run
 when ``FXFLOPS_SWEEP=1`` is set.
 """
@@ -174,6 +176,61 @@ def test_diffusers_class_equals_flop_counter_mode(name: str) -> None:
     assert report.total == _diffusers_reference(name)
 
 
+def _transformers_sweep() -> Any:
+    """``benchmarks/sweep_transformers.py`` (small configs, the reference), loaded from its file:
+    the repository root is not on ``sys.path`` under ``pytest`` (it would expose ``rules``)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sweep_transformers.py"
+    spec = importlib.util.spec_from_file_location("_sweep_transformers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def _transformers_sample() -> list[str]:
+    """8 transformers model types spread over the alphabet of transformers' config mapping: at each
+    of 8 evenly spaced places, the first type from there on that the sweep builds from a small config
+    and FlopCounterMode counts on meta with the default inputs; all with ``FXFLOPS_SWEEP=1``."""
+    if importlib.util.find_spec("transformers") is None:
+        return []
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    names = sorted(CONFIG_MAPPING_NAMES)
+    sweep = _transformers_sweep()
+    chosen: list[str] = []
+    for i in range(len(names) if WHOLE else 8):
+        start = i if WHOLE else round(i * (len(names) - 1) / 8)
+        for name in names[start:] if not WHOLE else [names[i]]:
+            if name not in chosen and _transformers_reference(sweep, name) is not None:
+                chosen.append(name)
+                break
+    return chosen
+
+
+def _transformers_reference(sweep: Any, name: str) -> int | None:
+    try:
+        config = sweep.small_config(name)
+        _, model = sweep.build_model(config)
+        return int(sweep.reference_total(model, sweep.default_inputs(model, config)))
+    except Exception:
+        return None
+
+
+@pytest.mark.parametrize("name", _transformers_sample())
+def test_transformers_model_type_equals_flop_counter_mode(name: str) -> None:
+    sweep = _transformers_sweep()
+    config = sweep.small_config(name)
+    _, model = sweep.build_model(config)
+    inputs = sweep.default_inputs(model, config)
+    report = fxflops.count(model, (), kwargs=inputs)
+    assert report.uncounted == []
+    # FlopCounterMode on the same model and inputs, on meta (math SDPA, autograd on)
+    assert report.total == sweep.reference_total(model, inputs)
+
+
 def test_the_sample_is_chosen_automatically() -> None:
     # one builder per kind; the smallest of each (by parameters on meta)
     assert [_kind(n) for n in _torchvision_sample()] == list(KINDS)
@@ -181,3 +238,6 @@ def test_the_sample_is_chosen_automatically() -> None:
     assert _torchvision_sample()[0] == "ssdlite320_mobilenet_v3_large"
     if FAMILIES.exists():
         assert len(_timm_names()) == (len(json.loads(FAMILIES.read_text())) if WHOLE else 8)
+    if importlib.util.find_spec("transformers") is not None and not WHOLE:
+        # 8 places over the config mapping, one type from each
+        assert len(_transformers_sample()) == 8
