@@ -53,6 +53,10 @@ zero(
     torch.unique, torch.unique_consecutive, torch.sort, torch.argsort, torch.topk, torch.kthvalue,
     torch.real, torch.imag,
 )
+# Weight initializers a forward calls (BigBird-Pegasus re-initializes in forward): random fills,
+# like the random factories above.
+zero(*(getattr(nn.init, name) for name in sorted(vars(nn.init))
+       if name.endswith("_") and not name.startswith("_") and callable(getattr(nn.init, name))))
 zero(F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
      F.embedding, F.one_hot, F.pad, F.pixel_shuffle, F.pixel_unshuffle, F.unfold, F.fold,
      F.channel_shuffle, F.native_channel_shuffle)

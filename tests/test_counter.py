@@ -439,3 +439,19 @@ class _TiedHead(nn.Module):
 def test_linear_counts_the_weight_it_multiplies_by(trace: str) -> None:
     # 4 tokens * 16 * 1000 rows * 2 = 128,000 (not 4 * 16 * 10 * 2 = 1,280)
     assert fxflops.count(_TiedHead(), torch.zeros(1, 4, dtype=torch.long), trace=trace).total == 128_000
+
+
+class _ReinitializesInForward(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(4, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nn.init.kaiming_uniform_(self.w)  # as BigBird-Pegasus does: a random fill, no arithmetic
+        return x @ self.w
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run"])
+def test_weight_initializers_called_in_forward_cost_zero(trace: str) -> None:
+    # (2, 4) @ (4, 4): 2 * 2 * 4 * 4 = 64; strict: the initializer has a (zero) rule
+    assert fxflops.count(_ReinitializesInForward(), torch.empty(2, 4), strict=True, trace=trace).total == 64
