@@ -53,6 +53,8 @@ zero(
     torch.unique, torch.unique_consecutive, torch.sort, torch.argsort, torch.topk, torch.kthvalue,
     torch.real, torch.imag,
 )
+# Padding a list of sequences into one batch (Qwen2.5-Omni's audio chunks): a copy.
+zero(nn.utils.rnn.pad_sequence, torch._C._nn.pad_sequence)
 # Weight initializers a forward calls (BigBird-Pegasus re-initializes in forward): random fills,
 # like the random factories above.
 zero(*(getattr(nn.init, name) for name in sorted(vars(nn.init))

@@ -455,3 +455,14 @@ class _ReinitializesInForward(nn.Module):
 def test_weight_initializers_called_in_forward_cost_zero(trace: str) -> None:
     # (2, 4) @ (4, 4): 2 * 2 * 4 * 4 = 64; strict: the initializer has a (zero) rule
     assert fxflops.count(_ReinitializesInForward(), torch.empty(2, 4), strict=True, trace=trace).total == 64
+
+
+class _PadsSequences(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return nn.utils.rnn.pad_sequence([a, b], batch_first=True)  # Qwen2.5-Omni's audio chunks
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "run"])
+def test_pad_sequence_is_a_copy(trace: str) -> None:
+    # 0 FLOPs, and strict: pad_sequence has a (zero) rule
+    assert fxflops.count(_PadsSequences(), (torch.empty(3, 4), torch.empty(2, 4)), strict=True, trace=trace).total == 0
