@@ -856,7 +856,9 @@ def write_docs(text: str, versions: dict[str, Any]) -> None:
     """``docs/coverage.md``: the sweep's summary, every model type that is not exact with its reason."""
     stamp = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
     head = ("# Coverage: every transformers model type\n\n"
-            "Written by `python -m benchmarks.sweep_transformers --docs`; do not edit by hand. Each model "
+            "Written by `python -m benchmarks.sweep_transformers --docs`; do not edit by hand. The records "
+            "behind it: `docs/coverage-transformers.json` (merge a re-sweep into it with `--from-json --out "
+            "docs/coverage-transformers.json --merge NEW --docs`). Each model "
             "type is built from a small config on the meta device and counted with its default inputs, next "
             "to FlopCounterMode on the same model (method: the module docstring of "
             "`benchmarks/sweep_transformers.py`). `build error` and `reference error` rows are the sweep's "
