@@ -31,21 +31,20 @@ class Cost:
     macs: Any = None
 
     @property
-    def flops(self) -> Any:
-        """The node's FLOPs: ``matmul + extra``."""
-        return self.matmul + self.extra
-
-    @property
     def multiply_accumulates(self) -> Any:
         """``macs``, or half the matmul FLOPs when the rule left it unset."""
-        if self.macs is not None:
-            return self.macs
-        if isinstance(self.matmul, int):
-            return self.matmul // 2
-        from fxflops.symbolic import half
-
-        return half(self.matmul)
+        return self.macs if self.macs is not None else half(self.matmul)
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(self.matmul + other.matmul, self.extra + other.extra,
                     self.multiply_accumulates + other.multiply_accumulates)
+
+
+def half(flops: Any) -> Any:
+    """MACs from the FLOPs of matmul-class work (2 per MAC; exact: those FLOPs are even), also for a
+    symbolic count."""
+    if isinstance(flops, int):
+        return flops // 2
+    from fxflops.symbolic import half as symbolic_half
+
+    return symbolic_half(flops)

@@ -28,7 +28,7 @@ from fxflops.masks import MaskProbe
 from fxflops.node_count import ZERO_COUNT, count_node
 from fxflops.registry import RuleEntry, RuleRegistry, describe_target
 from fxflops.report import NodeRecord
-from fxflops.shapes import as_autograd_would, meta_clone, tensor_leaves, to_meta
+from fxflops.shapes import as_autograd_would, meta_clone, needs_grad, tensor_leaves, to_meta
 from fxflops.tracing import TracedModel
 from fxflops.traffic import traffic_of
 
@@ -153,7 +153,7 @@ class FlopCounter(fx.Interpreter):
     def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if target in SAME_SHAPE_FUNCTIONS and args and isinstance(args[0], torch.Tensor) \
                 and kwargs.get("dtype") is None and kwargs.get("out") is None and len(args) < 4:
-            return _same_shape(args[0], _needs_grad(args, kwargs), target in CONTIGUOUS_OUTPUT_FUNCTIONS)
+            return _same_shape(args[0], needs_grad(args, kwargs), target in CONTIGUOUS_OUTPUT_FUNCTIONS)
         if target in ELEMENTWISE_FUNCTIONS:
             fast = _elementwise_output(args, kwargs)
             if fast is not None:
@@ -183,7 +183,7 @@ class FlopCounter(fx.Interpreter):
                 node=self._current, module=module, args=args, kwargs=kwargs, output=None, convention=self.convention,
                 causal=self.causal)), (args, kwargs), module)
         if isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and isinstance(args[0], torch.Tensor):
-            return _same_shape(args[0], _needs_grad(args, module), isinstance(module, CONTIGUOUS_OUTPUT_MODULES))
+            return _same_shape(args[0], needs_grad(args, module), isinstance(module, CONTIGUOUS_OUTPUT_MODULES))
         fast = _fast_output(module, args, kwargs)
         if fast is not None:
             return fast
@@ -374,18 +374,6 @@ ELEMENTWISE_FUNCTIONS = frozenset({
 ELEMENTWISE_METHODS = frozenset({"add", "sub", "mul", "div"})
 
 
-def _needs_grad(args: Any, extra: Any = None) -> bool:
-    """Whether autograd would record an op on ``args`` (and a module's parameters): the outputs
-    then require grad, which backward counts (count(backward=True)) read."""
-    if not torch.is_grad_enabled():
-        return False
-    if isinstance(extra, nn.Module):
-        if any(p.requires_grad for p in extra.parameters()):
-            return True
-        extra = None
-    return any(t.requires_grad for t in tensor_leaves((args, extra)))
-
-
 def _same_shape(tensor: torch.Tensor, requires_grad: bool = False, contiguous: bool = False) -> torch.Tensor:
     """An output of ``tensor``'s shape and dtype, laid out as torch's kernel lays it out: like the
     input (elementwise ops, batch norm), or contiguous (``contiguous``: layer, group, RMS and
@@ -424,7 +412,7 @@ def _elementwise_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.
     else:
         return None
     out = torch.empty(shape, dtype=a.dtype, device="meta")
-    return out.requires_grad_(True) if _needs_grad(args) else out
+    return out.requires_grad_(True) if needs_grad(args) else out
 
 
 def _broadcast_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -459,7 +447,7 @@ def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
         if isinstance(weight, torch.Tensor) and weight.dim() == 2 and x.dim() >= 1 \
                 and x.shape[-1] == weight.shape[1] and x.dtype == weight.dtype:
             out = torch.empty((*x.shape[:-1], weight.shape[0]), dtype=x.dtype, device="meta")
-            return out.requires_grad_(True) if _needs_grad(args, module) and out.is_floating_point() else out
+            return out.requires_grad_(True) if needs_grad(args, module) and out.is_floating_point() else out
     if type(module) is nn.MultiheadAttention:
         return _mha_output(module, args, kwargs)
     if type(module) in (nn.LSTM, nn.GRU, nn.RNN):
@@ -471,7 +459,7 @@ def _fast_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
         if isinstance(x, torch.Tensor):
             # nn.Transformer* check on the data whether a mask is causal (.item()), which meta
             # tensors cannot answer: their output is shaped like the source or target sequence.
-            return _same_shape(x, _needs_grad((args, kwargs), module))
+            return _same_shape(x, needs_grad((args, kwargs), module))
     return None
 
 
@@ -496,7 +484,7 @@ def _mha_output(module: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: di
     if not isinstance(query, torch.Tensor) or not isinstance(key, torch.Tensor) or query.dim() not in (2, 3):
         return None
     output = torch.empty((*query.shape[:-1], module.embed_dim), dtype=query.dtype, device="meta")
-    grad = _needs_grad((query, key, bound.get("value")), module) and output.is_floating_point()
+    grad = needs_grad((query, key, bound.get("value")), module) and output.is_floating_point()
     output.requires_grad_(grad)
     if not bound.get("need_weights", True):
         return output, None
@@ -520,7 +508,7 @@ def _rnn_output(module: nn.RNNBase, args: tuple[Any, ...], kwargs: dict[str, Any
     batch = (x.shape[0 if module.batch_first else 1],) if batched else ()
     directions = 2 if module.bidirectional else 1
     out_size = module.proj_size if getattr(module, "proj_size", 0) > 0 else module.hidden_size
-    grad = _needs_grad((args, kwargs), module) and x.is_floating_point()
+    grad = needs_grad((args, kwargs), module) and x.is_floating_point()
 
     def empty(*shape: int) -> torch.Tensor:
         return torch.empty(shape, dtype=x.dtype, device="meta").requires_grad_(grad)

@@ -27,7 +27,7 @@ from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 from fxflops.context import NodeContext
 from fxflops.convention import MATMUL_CLASS
-from fxflops.cost import Cost
+from fxflops.cost import Cost, half
 from fxflops.errors import InputError, RuleError, TraceError
 from fxflops.registry import RuleEntry
 
@@ -74,7 +74,7 @@ def count_node(
     if isinstance(raw, Cost):  # a fused node: its FLOPs by kind, its MACs those of the matmul part
         matmul = _checked(raw.matmul, entry, symbols, where, what="matmul FLOPs (Cost.matmul)")
         flops = matmul + _checked(raw.extra, entry, symbols, where, what="extra FLOPs (Cost.extra)")
-        macs = raw.macs if raw.macs is not None else _half(matmul)
+        macs = raw.macs if raw.macs is not None else half(matmul)
         what = "MACs (Cost.macs)"
     else:
         flops = _checked(raw, entry, symbols, where)
@@ -83,7 +83,7 @@ def count_node(
         macs = _checked(macs, entry, symbols, where, what=what)
     matmul_class = entry.category in MATMUL_CLASS
     if macs is None:
-        macs = _half(flops) if matmul_class else 0
+        macs = half(flops) if matmul_class else 0
     backward_count: Any = 0
     if backward:
         from fxflops.backward import backward_flops, backward_rule
@@ -102,7 +102,7 @@ def count_node(
             raise RuleError(where(f"the backward formula of {entry.name} raised {type(e).__name__}: {e}",
                                   "count without backward=True, or override the rule with rules={...}")) from e
         if matmul_class:
-            macs = macs + _half(backward_count)
+            macs = macs + half(backward_count)
     return NodeCount(flops=flops, macs=macs, backward=backward_count)
 
 
@@ -135,12 +135,3 @@ def _checked(value: Any, entry: RuleEntry, symbols: Mapping[Any, Any] | None,
     if value < 0:
         raise RuleError(where(f"the rule {entry.name} returned {value} {what}", f"{what} cannot be negative"))
     return int(value)
-
-
-def _half(value: Any) -> Any:
-    """MACs from the FLOPs of matmul-class work (exact: those FLOPs are even)."""
-    if isinstance(value, int):
-        return value // 2
-    from fxflops.symbolic import half
-
-    return half(value)

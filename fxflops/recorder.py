@@ -57,6 +57,7 @@ from fxflops.shapes import (
     as_autograd_would,
     meta_clone,
     meta_like,
+    needs_grad,
     setattr_plain,
     tensor_leaves,
     to_meta,
@@ -410,7 +411,6 @@ class CallRecorder(TorchFunctionMode):
             CONTIGUOUS_OUTPUT_MODULES,
             SAME_SHAPE_MODULES,
             _fast_output,
-            _needs_grad,
             _same_shape,
         )
 
@@ -439,7 +439,7 @@ class CallRecorder(TorchFunctionMode):
                         self._values_only -= 1
                 elif isinstance(module, SAME_SHAPE_MODULES) and len(args) == 1 and not kwargs \
                         and isinstance(args[0], torch.Tensor):
-                    out = _same_shape(args[0], _needs_grad(args, module),
+                    out = _same_shape(args[0], needs_grad(args, module),
                                       isinstance(module, CONTIGUOUS_OUTPUT_MODULES))
                 else:
                     out = _fast_output(module, args, kwargs)

@@ -51,14 +51,23 @@ def tensor_leaves(value: Any) -> list[torch.Tensor]:
     return found
 
 
+def needs_grad(args: Any, extra: Any = None) -> bool:
+    """Whether autograd would record an op on ``args`` (and a module's parameters): the outputs
+    then require grad, which backward counts (count(backward=True)) read."""
+    if not torch.is_grad_enabled():
+        return False
+    if isinstance(extra, nn.Module):
+        if any(p.requires_grad for p in extra.parameters()):
+            return True
+        extra = None
+    return any(t.requires_grad for t in tensor_leaves((args, extra)))
+
+
 def as_autograd_would(output: Any, inputs: Any, module: nn.Module | None = None) -> Any:
     """``output`` made by a rule's ``output=`` function from shapes, marked as autograd would mark
-    the real op's: its floating tensors require grad when grad is on and an input (or the module's
-    parameters) does, so backward formulas downstream (``count(backward=True)``) see the gradients."""
-    if not torch.is_grad_enabled():
-        return output
-    trainable = module is not None and any(p.requires_grad for p in module.parameters())
-    if not (trainable or any(t.requires_grad for t in tensor_leaves(inputs))):
+    the real op's: its floating tensors require grad when :func:`needs_grad` says so, so backward
+    formulas downstream (``count(backward=True)``) see the gradients."""
+    if not needs_grad(inputs, module):
         return output
     for leaf in tensor_leaves(output):
         if leaf.is_floating_point() and not leaf.requires_grad and leaf.is_leaf:

@@ -209,13 +209,10 @@ def scaled_dot_product_attention_flops(ctx: NodeContext) -> int:
     q, k, v = ctx.tensor("query"), ctx.tensor("key"), ctx.tensor("value")
     if q is None or k is None or v is None:
         raise ValueError("scaled_dot_product_attention needs query, key and value tensors")
-    if ctx.node.target is F.scaled_dot_product_attention:
-        is_causal, mask = ctx.arg("is_causal", default=False), ctx.arg("attn_mask", default=None)
-    else:
-        is_causal = named_arg(ctx, "is_causal", default=False)
-        mask = named_arg(ctx, "attn_mask", default=None)
-        if mask is None:
-            mask = named_arg(ctx, "attn_bias", default=None)
+    is_causal = named_arg(ctx, "is_causal", default=False)
+    mask = named_arg(ctx, "attn_mask", default=None)
+    if mask is None:  # the memory-efficient kernels call it attn_bias
+        mask = named_arg(ctx, "attn_bias", default=None)
     alignment = _alignment(ctx, is_causal, bottom_right=op_name(ctx) in _BOTTOM_RIGHT_KERNELS,
                            mask=("attn_mask", SDPA))
     cost, batch, scores = _sdpa(tuple(q.shape), tuple(k.shape), tuple(v.shape), ctx.output_shape, alignment)
