@@ -176,6 +176,7 @@ def test_diffusers_class_equals_flop_counter_mode(name: str) -> None:
     assert report.total == _diffusers_reference(name)
 
 
+@functools.lru_cache(maxsize=1)
 def _transformers_sweep() -> Any:
     """``benchmarks/sweep_transformers.py`` (small configs, the reference), loaded from its file:
     the repository root is not on ``sys.path`` under ``pytest`` (it would expose ``rules``)."""
